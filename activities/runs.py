@@ -1,0 +1,143 @@
+"""Activities every pipeline shares: the run record, org leases, compensation."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.service import RPCError
+
+from pipeworks import leases
+from pipeworks.activity_errors import categorized_errors
+from pipeworks.errors import PermanentError, SystemFailure, as_application_error, failure_message
+from pipeworks.heartbeat import Heartbeater
+from pipeworks.merge import TableSpec, undo_changes
+
+LEASE_POLL_SECONDS = 1.0
+
+
+@dataclass
+class RunStarted:
+    workflow_id: str
+    run_id: str
+    pipeline: str
+    params: dict[str, Any]
+
+
+@dataclass
+class RunFinished:
+    run_id: str
+    status: str
+    stats: dict[str, Any]
+
+
+@dataclass
+class LeaseRequest:
+    org_key: str
+    workflow_id: str
+    run_id: str
+
+
+@dataclass
+class UndoRequest:
+    run_id: str
+    tables: list[tuple[str, str]]          # (table, key column) in the order to undo
+    scope: str | None = None               # None: everything the run changed
+    reason: str = ""
+
+
+@dataclass
+class UndoResult:
+    restored: dict[str, int] = field(default_factory=dict)
+
+
+class RunActivities:
+    def __init__(self, pool: asyncpg.Pool, temporal: Client | None = None) -> None:
+        self._pool = pool
+        self._temporal = temporal
+
+    @activity.defn(name="record_run_started")
+    async def record_run_started(self, run: RunStarted) -> None:
+        with categorized_errors():
+            await self._pool.execute(
+                """
+                INSERT INTO pipeline.runs
+                    (workflow_id, run_id, pipeline, params, status, started_at)
+                VALUES ($1, $2, $3, $4, 'running', now())
+                ON CONFLICT (run_id) DO NOTHING
+                """,
+                run.workflow_id, run.run_id, run.pipeline, run.params)
+
+    @activity.defn(name="record_run_finished")
+    async def record_run_finished(self, run: RunFinished) -> None:
+        with categorized_errors():
+            await self._pool.execute(
+                "UPDATE pipeline.runs SET status = $2, stats = $3, finished_at = now()"
+                " WHERE run_id = $1",
+                run.run_id, run.status, run.stats)
+
+    @activity.defn(name="acquire_org_lease")
+    async def acquire_org_lease(self, request: LeaseRequest) -> None:
+        """Waits (heartbeating) while another live run holds the organisation."""
+        async with Heartbeater({"waiting_for": None}) as heartbeater:
+            while True:
+                with categorized_errors():
+                    async with self._pool.acquire() as conn:
+                        acquired, holder_wf, holder_run = await leases.try_acquire(
+                            conn, request.org_key, request.workflow_id, request.run_id)
+                        if acquired:
+                            return
+                        assert holder_wf is not None and holder_run is not None
+                        if not await self._is_running(holder_wf, holder_run):
+                            activity.logger.warning(
+                                "taking over the lease of %s from %s, which no longer runs",
+                                request.org_key, holder_wf)
+                            if await leases.take_over(conn, request.org_key, holder_run,
+                                                      request.workflow_id, request.run_id):
+                                return
+                heartbeater.record({"waiting_for": holder_wf})
+                await asyncio.sleep(LEASE_POLL_SECONDS)
+
+    async def _is_running(self, workflow_id: str, run_id: str) -> bool:
+        if self._temporal is None:
+            return True
+        try:
+            described = await self._temporal.get_workflow_handle(
+                workflow_id, run_id=run_id).describe()
+        except RPCError:
+            return False
+        return described.status == WorkflowExecutionStatus.RUNNING
+
+    @activity.defn(name="release_org_lease")
+    async def release_org_lease(self, request: LeaseRequest) -> None:
+        with categorized_errors():
+            async with self._pool.acquire() as conn:
+                await leases.release(conn, request.org_key, request.run_id)
+
+    @activity.defn(name="await_workflow")
+    async def await_workflow(self, workflow_id: str) -> dict[str, Any]:
+        """Attach to a run started elsewhere and return its result."""
+        if self._temporal is None:
+            raise as_application_error(SystemFailure("no Temporal client in this worker"))
+        async with Heartbeater({"attached_to": workflow_id}):
+            try:
+                result = await self._temporal.get_workflow_handle(workflow_id).result()
+            except WorkflowFailureError as err:
+                raise as_application_error(PermanentError(
+                    f"{workflow_id} ended badly: {failure_message(err)}")) from None
+        return result if isinstance(result, dict) else {}
+
+    @activity.defn(name="undo_run_changes")
+    async def undo_run_changes(self, request: UndoRequest) -> UndoResult:
+        specs = [TableSpec(name, key, (key,)) for name, key in request.tables]
+        with categorized_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                restored = await undo_changes(conn, specs, run_id=request.run_id,
+                                              scope=request.scope)
+        activity.logger.info("undid changes of run %s (scope %s): %s",
+                             request.run_id, request.scope or "all", restored)
+        return UndoResult(restored)

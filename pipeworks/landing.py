@@ -1,0 +1,101 @@
+"""Landing: raw upstream pages stored in Postgres, keyed by (load id, page number).
+
+A fetch writes each page as it arrives, so a retried attempt resumes after the
+last landed page and the workflow only ever sees the load id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from pipeworks.db import Connection
+
+
+@dataclass(frozen=True)
+class LoadState:
+    status: str
+    next_page_no: int
+    next_cursor: str | None
+    seen_cursors: frozenset[str]
+    pages: int
+    items: int
+
+
+async def begin_load(
+    conn: Connection, *, load_id: str, run_id: str, entity: str, scope: str | None,
+    source_path: str,
+) -> LoadState:
+    """Register the load (idempotent) and tell where an earlier attempt stopped."""
+    row = await conn.fetchrow(
+        """
+        INSERT INTO pipeline.loads (load_id, run_id, entity, scope, source_path, status)
+        VALUES ($1, $2, $3, $4, $5, 'fetching')
+        ON CONFLICT (load_id) DO UPDATE SET source_path = EXCLUDED.source_path
+        RETURNING status, pages, items
+        """,
+        load_id, run_id, entity, scope, source_path,
+    )
+    assert row is not None
+    if row["status"] != "fetching":
+        return LoadState(row["status"], row["pages"], None, frozenset(), row["pages"], row["items"])
+    landed = await conn.fetch(
+        "SELECT page_no, next_cursor, item_count FROM pipeline.landed_pages"
+        " WHERE load_id = $1 ORDER BY page_no",
+        load_id,
+    )
+    if not landed:
+        return LoadState("fetching", 0, None, frozenset(), 0, 0)
+    last = landed[-1]
+    cursors = frozenset(r["next_cursor"] for r in landed if r["next_cursor"])
+    return LoadState("fetching", last["page_no"] + 1, last["next_cursor"], cursors,
+                     len(landed), sum(r["item_count"] for r in landed))
+
+
+async def land_page(
+    conn: Connection, *, load_id: str, page_no: int, body: bytes, item_count: int,
+    next_cursor: str | None,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO pipeline.landed_pages (load_id, page_no, body, item_count, next_cursor)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (load_id, page_no) DO UPDATE
+        SET body = EXCLUDED.body, item_count = EXCLUDED.item_count,
+            next_cursor = EXCLUDED.next_cursor, fetched_at = now()
+        """,
+        load_id, page_no, body, item_count, next_cursor,
+    )
+
+
+async def finish_load(conn: Connection, *, load_id: str, pages: int) -> int:
+    """Mark the load landed; drops pages a longer earlier attempt left behind."""
+    async with conn.transaction():
+        await conn.execute(
+            "DELETE FROM pipeline.landed_pages WHERE load_id = $1 AND page_no >= $2",
+            load_id, pages)
+        items = await conn.fetchval(
+            """
+            UPDATE pipeline.loads SET status = 'landed', landed_at = now(), pages = $2,
+                   items = (SELECT coalesce(sum(item_count), 0) FROM pipeline.landed_pages
+                            WHERE load_id = $1)
+            WHERE load_id = $1 AND status = 'fetching'
+            RETURNING items
+            """,
+            load_id, pages)
+        if items is None:
+            items = await conn.fetchval(
+                "SELECT items FROM pipeline.loads WHERE load_id = $1", load_id)
+    return int(items or 0)
+
+
+async def landed_bodies(conn: Connection, load_id: str) -> Sequence[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT page_no, body FROM pipeline.landed_pages WHERE load_id = $1 ORDER BY page_no",
+        load_id)
+
+
+async def drop_landed_pages(conn: Connection, load_id: str) -> None:
+    await conn.execute("DELETE FROM pipeline.landed_pages WHERE load_id = $1", load_id)

@@ -1,0 +1,173 @@
+"""Set-based merge of validated rows into a typed table, with a change log.
+
+Every change a merge makes records the row's before-image in `pipeline.changes`
+in the same transaction, so `undo_changes` can put the table back exactly.
+Only a run's first change to a row is recorded: that image is the pre-run state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeworks.db import Connection
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str                  # schema-qualified, e.g. "sports.games"
+    key: str
+    columns: tuple[str, ...]   # every column the pipeline writes, key included
+
+    @property
+    def compared(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c != self.key)
+
+    @property
+    def staging_name(self) -> str:
+        return "incoming_" + self.name.replace(".", "_")
+
+
+@dataclass
+class MergeCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"inserted": self.inserted, "updated": self.updated,
+                "unchanged": self.unchanged, "deleted": self.deleted}
+
+
+def _tuple(alias: str, columns: Sequence[str]) -> str:
+    return "(" + ", ".join(f"{alias}.{c}" for c in columns) + ")"
+
+
+async def merge_rows(
+    conn: Connection,
+    spec: TableSpec,
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    run_id: str,
+    scope: str,
+    delete_where: str | None = None,
+    delete_args: Sequence[Any] = (),
+) -> MergeCounts:
+    """Upsert `rows` (unique by key) and, with `delete_where`, delete the rows in that
+    scope that `rows` no longer hold. `delete_where` is a predicate on alias `t`
+    whose parameters start at $3. Must run inside a transaction."""
+    staging = spec.staging_name
+    cols = ", ".join(spec.columns)
+    await conn.execute(
+        f"CREATE TEMP TABLE {staging} ON COMMIT DROP AS"
+        f" SELECT {cols} FROM {spec.name} WITH NO DATA;"
+        f"ALTER TABLE {staging} ADD PRIMARY KEY ({spec.key})"
+    )
+    await conn.copy_records_to_table(staging, records=rows, columns=list(spec.columns))
+    await conn.execute(f"ANALYZE {staging}")
+    differs = f"{_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('i', spec.compared)}"
+    await conn.execute(
+        f"""
+        INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
+        SELECT $1, $2, '{spec.name}', i.{spec.key},
+               CASE WHEN t.{spec.key} IS NULL THEN 'insert' ELSE 'update' END,
+               CASE WHEN t.{spec.key} IS NULL THEN NULL ELSE to_jsonb(t) END
+        FROM {staging} i LEFT JOIN {spec.name} t ON t.{spec.key} = i.{spec.key}
+        WHERE t.{spec.key} IS NULL OR {differs}
+        ON CONFLICT (run_id, table_name, row_key) DO NOTHING
+        """,
+        run_id, scope,
+    )
+    assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.compared)
+    written = await conn.fetchrow(
+        f"""
+        WITH written AS (
+            INSERT INTO {spec.name} AS t ({cols}) SELECT {cols} FROM {staging}
+            ON CONFLICT ({spec.key}) DO UPDATE SET {assignments}
+            WHERE {_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('EXCLUDED', spec.compared)}
+            RETURNING (xmax = 0) AS inserted
+        )
+        SELECT count(*) FILTER (WHERE inserted) AS inserted,
+               count(*) FILTER (WHERE NOT inserted) AS updated
+        FROM written
+        """
+    )
+    assert written is not None
+    counts = MergeCounts(inserted=written["inserted"], updated=written["updated"])
+    counts.unchanged = len(rows) - counts.inserted - counts.updated
+    if delete_where is not None:
+        counts.deleted = await _delete_missing(
+            conn, spec, staging, run_id, scope, delete_where, delete_args)
+    return counts
+
+
+async def _delete_missing(
+    conn: Connection, spec: TableSpec, staging: str, run_id: str, scope: str,
+    delete_where: str, delete_args: Sequence[Any],
+) -> int:
+    deleted = await conn.fetchval(
+        f"""
+        WITH gone AS (
+            SELECT t.* FROM {spec.name} t
+            WHERE ({delete_where})
+              AND NOT EXISTS (SELECT 1 FROM {staging} i WHERE i.{spec.key} = t.{spec.key})
+        ), logged AS (
+            INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
+            SELECT $1, $2, '{spec.name}', g.{spec.key}, 'delete', to_jsonb(g) FROM gone g
+            ON CONFLICT (run_id, table_name, row_key) DO NOTHING
+        ), removed AS (
+            DELETE FROM {spec.name} t USING gone g WHERE t.{spec.key} = g.{spec.key}
+            RETURNING 1
+        )
+        SELECT count(*) FROM removed
+        """,
+        run_id, scope, *delete_args,
+    )
+    return int(deleted)
+
+
+async def undo_changes(
+    conn: Connection, specs: Sequence[TableSpec], *, run_id: str, scope: str | None,
+) -> dict[str, int]:
+    """Put every row the run (or one scope of it) changed back to its before-image.
+    `specs` in the order to undo (the reverse of the order they were written).
+    Idempotent: restored changes are marked and not applied twice."""
+    restored: dict[str, int] = {}
+    scope_filter = "" if scope is None else " AND c.scope = $2"
+    args: list[Any] = [run_id] if scope is None else [run_id, scope]
+    pending = (f"c.run_id = $1{scope_filter} AND c.compensated_at IS NULL")
+    for spec in specs:
+        removed = await conn.fetchval(
+            f"""
+            WITH removed AS (
+                DELETE FROM {spec.name} t USING pipeline.changes c
+                WHERE {pending} AND c.table_name = '{spec.name}' AND c.op = 'insert'
+                  AND t.{spec.key} = c.row_key
+                RETURNING 1
+            ) SELECT count(*) FROM removed
+            """, *args)
+        all_cols = await _table_columns(conn, spec.name)
+        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in all_cols if c != spec.key)
+        put_back = await conn.execute(
+            f"""
+            INSERT INTO {spec.name}
+            SELECT (jsonb_populate_record(NULL::{spec.name}, c.before)).*
+            FROM pipeline.changes c
+            WHERE {pending} AND c.table_name = '{spec.name}' AND c.op IN ('update', 'delete')
+            ON CONFLICT ({spec.key}) DO UPDATE SET {assignments}
+            """, *args)
+        restored[spec.name] = int(removed) + int(put_back.split()[-1])
+    await conn.execute(
+        f"UPDATE pipeline.changes c SET compensated_at = now() WHERE {pending}", *args)
+    return restored
+
+
+async def _table_columns(conn: Connection, table: str) -> list[str]:
+    schema, name = table.split(".", 1)
+    rows = await conn.fetch(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+        schema, name)
+    return [r["column_name"] for r in rows]

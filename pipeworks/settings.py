@@ -1,0 +1,148 @@
+"""Settings from PIPEWORKS_* environment variables (and `.env`).
+
+A bad value stops the program at start with one line naming the variable; the
+CLI turns `ConfigError` into exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PIPEWORKS_"
+STACK_STATE_FILE = "stack.json"
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line for the user."""
+
+
+def _check_url(value: str, schemes: tuple[str, ...], what: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"not a {what} URL (expected {' or '.join(schemes)}://host...)")
+    try:
+        _ = parts.port
+    except ValueError as err:
+        raise ValueError(f"bad port in URL: {err}") from None
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    # The contract's settings.
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = Field(default="default", min_length=1)
+    task_queue: str = Field(default="pipeworks", min_length=1)
+    database_url: SecretStr | None = None
+    sports_api_url: str | None = None
+    sports_api_token: SecretStr | None = None
+
+    # Where the embedded dev stack keeps its state, logs and pid files.
+    home: Path = Path(".pipeworks")
+    postgres_port: int = Field(default=55432, ge=1, le=65535)
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    upstream_port: int = Field(default=8765, ge=1, le=65535)
+    upstream_latency_ms: int = Field(default=0, ge=0)
+    upstream_size: Literal["demo", "small", "bench-100", "bench-1m"] = "demo"
+
+    # Run behaviour; the starters copy these into the workflow input so that
+    # workflow code stays deterministic and does not read the environment.
+    competition_concurrency: int = Field(default=4, ge=1, le=64)
+    page_size: int = Field(default=100, ge=1, le=500)
+    heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    run_deadline_seconds: float | None = Field(default=None, gt=0)
+
+    # Worker process.
+    http_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_max_attempts: int = Field(default=4, ge=1, le=20)
+    graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    max_concurrent_activities: int = Field(default=16, ge=1)
+    db_pool_size: int = Field(default=8, ge=1, le=200)
+    keep_landed_pages: bool = False
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.\-_\[\]:]+:\d{1,5}", value):
+            raise ValueError("expected host:port, e.g. localhost:7233")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_url(value.get_secret_value(), ("postgres", "postgresql"), "Postgres")
+        return value
+
+    @field_validator("sports_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_url(value, ("http", "https"), "http(s)")
+            value = value.rstrip("/")
+        return value
+
+    @cached_property
+    def stack_state(self) -> dict[str, str]:
+        """What `pipeworks dev up` wrote: the embedded services' addresses."""
+        path = self.home / STACK_STATE_FILE
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        if dsn := self.stack_state.get("database_url"):
+            return dsn
+        raise ConfigError(
+            f"{ENV_PREFIX}DATABASE_URL is not set and no dev stack is running "
+            "(start one with `pipeworks dev up`)"
+        )
+
+    def resolved_sports_api_url(self) -> str:
+        if self.sports_api_url is not None:
+            return self.sports_api_url
+        if url := self.stack_state.get("sports_api_url"):
+            return url
+        raise ConfigError(
+            f"{ENV_PREFIX}SPORTS_API_URL is not set and no dev stack is running "
+            "(start one with `pipeworks dev up`)"
+        )
+
+    @property
+    def temporal_ui_url(self) -> str:
+        host = self.temporal_address.rsplit(":", 1)[0]
+        if host in ("localhost", "127.0.0.1", "0.0.0.0"):  # noqa: S104 - a name, not a bind
+            return f"http://localhost:{self.temporal_ui_port}"
+        return f"http://{host}:{self.temporal_ui_port}"
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """One line naming the variable, never echoing a secret value."""
+    first = err.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "?"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{ENV_PREFIX}{field.upper()}: {message}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err)) from None

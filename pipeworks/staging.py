@@ -1,0 +1,133 @@
+"""Stage a landed load: validate, dead-letter, dedup, merge — in one transaction.
+
+The transaction also marks the load `staged` with its result, so a retried stage
+activity (worker lost after commit) returns the same result and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from pipeworks.db import Connection
+from pipeworks.errors import SystemFailure
+from pipeworks.landing import drop_landed_pages, landed_bodies
+from pipeworks.merge import MergeCounts, TableSpec, merge_rows
+
+
+@dataclass
+class Verdict:
+    """What a stager says of one item: a row to write, a reason it is invalid, or
+    neither (a valid item that is out of this run's scope, e.g. club filter)."""
+
+    key: str | None = None
+    row: tuple[Any, ...] | None = None
+    invalid_reason: str | None = None
+
+
+class Stager(Protocol):
+    entity: str
+    spec: TableSpec
+
+    async def prepare(self, conn: Connection) -> None: ...
+
+    def judge(self, item: Any) -> Verdict: ...
+
+    def delete_scope(self) -> tuple[str, Sequence[Any]] | None:
+        """Predicate on alias `t` (params from $3) of rows a full sync owns, or None."""
+        ...
+
+
+@dataclass
+class StageOutcome:
+    load_id: str
+    entity: str
+    fetched: int = 0
+    staged: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    out_of_scope: int = 0
+    merge: dict[str, int] = field(default_factory=lambda: MergeCounts().as_dict())
+    keys: list[str] = field(default_factory=list)
+
+
+def _sanitize(value: Any) -> Any:
+    """jsonb cannot hold NUL either: keep the dead letter, mark where NUL was."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_sanitize(v) for v in value]
+    if isinstance(value, dict):
+        return {_sanitize(k): _sanitize(v) for k, v in value.items()}
+    return value
+
+
+async def stage_load(
+    conn: Connection,
+    stager: Stager,
+    *,
+    load_id: str,
+    run_id: str,
+    scope: str,
+    lock_key: str,
+    full_sync: bool,
+    keep_pages: bool = False,
+    return_keys: bool = False,
+) -> StageOutcome:
+    async with conn.transaction():
+        # Serializes writers of one scope across runs and workers; the xact
+        # variant because a pooled connection's reset would drop a session lock.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", lock_key)
+        load = await conn.fetchrow(
+            "SELECT status, stage_result FROM pipeline.loads WHERE load_id = $1 FOR UPDATE",
+            load_id)
+        if load is None or load["status"] == "fetching":
+            raise SystemFailure(f"load {load_id} is not landed yet")
+        if load["status"] == "staged":
+            return StageOutcome(**load["stage_result"])
+
+        await stager.prepare(conn)
+        outcome = StageOutcome(load_id=load_id, entity=stager.entity)
+        rows: dict[str, tuple[Any, ...]] = {}
+        dead: list[tuple[Any, ...]] = []
+        for page in await landed_bodies(conn, load_id):
+            for index, item in enumerate(json.loads(page["body"])["items"]):
+                outcome.fetched += 1
+                verdict = stager.judge(item)
+                if verdict.invalid_reason is not None:
+                    dead.append((run_id, stager.entity, json.dumps(_sanitize(item)),
+                                 verdict.invalid_reason, load_id, page["page_no"], index))
+                elif verdict.row is None:
+                    outcome.out_of_scope += 1
+                else:
+                    assert verdict.key is not None
+                    if verdict.key in rows:
+                        outcome.duplicates += 1
+                    rows[verdict.key] = verdict.row  # the last occurrence wins
+        outcome.invalid = len(dead)
+        outcome.staged = len(rows)
+        if dead:
+            await conn.executemany(
+                "INSERT INTO pipeline.dead_letters"
+                " (run_id, entity, payload, reason, load_id, page_no, item_index)"
+                " VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7)"
+                " ON CONFLICT (load_id, page_no, item_index) DO NOTHING",
+                dead)
+        deletion = stager.delete_scope() if full_sync else None
+        counts = await merge_rows(
+            conn, stager.spec, list(rows.values()), run_id=run_id, scope=scope,
+            delete_where=deletion[0] if deletion else None,
+            delete_args=deletion[1] if deletion else (),
+        )
+        outcome.merge = counts.as_dict()
+        if return_keys:
+            outcome.keys = list(rows)
+        await conn.execute(
+            "UPDATE pipeline.loads SET status = 'staged', staged_at = now(), stage_result = $2"
+            " WHERE load_id = $1",
+            load_id, asdict(outcome))
+        if not keep_pages:
+            await drop_landed_pages(conn, load_id)
+        return outcome

@@ -1,0 +1,123 @@
+"""Starting, attaching to, querying and signalling runs: what every starter does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from pipeworks.progress import FINAL_STATUSES
+from pipeworks.settings import Settings
+from workflows.inputs import AccountSyncInput, BatchSyncInput
+
+POLL_SECONDS = 0.5
+
+
+class StarterError(Exception):
+    """A problem the user can fix; the CLI prints it as one line (exit 2)."""
+
+
+@dataclass
+class Started:
+    handle: WorkflowHandle[Any, Any]
+    attached: bool
+
+
+async def connect(settings: Settings) -> Client:
+    try:
+        return await Client.connect(settings.temporal_address,
+                                    namespace=settings.temporal_namespace)
+    except RuntimeError as err:
+        raise StarterError(
+            f"cannot reach Temporal at {settings.temporal_address} "
+            f"(PIPEWORKS_TEMPORAL_ADDRESS; `pipeworks dev up` starts one): {err}") from None
+
+
+def run_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "competition_concurrency": settings.competition_concurrency,
+        "page_size": settings.page_size,
+        "heartbeat_timeout_seconds": settings.heartbeat_timeout_seconds,
+    }
+    if settings.run_deadline_seconds is not None:
+        options["deadline_seconds"] = settings.run_deadline_seconds
+    return options
+
+
+async def _is_running(client: Client, workflow_id: str) -> bool:
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return described.status == WorkflowExecutionStatus.RUNNING
+
+
+async def start_or_attach(
+    client: Client, settings: Settings, workflow: str, workflow_id: str, payload: dict[str, Any]
+) -> Started:
+    """On-demand syncs are safe to repeat: a second request joins the running one."""
+    attached = await _is_running(client, workflow_id)
+    handle = await client.start_workflow(
+        workflow, payload, id=workflow_id, task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    return Started(handle, attached)
+
+
+async def start_account_sync(client: Client, settings: Settings, request: AccountSyncInput
+                             ) -> Started:
+    payload = request.model_dump(mode="json", exclude_none=True)
+    return await start_or_attach(client, settings, "AccountSyncWorkflow",
+                                 request.workflow_id, payload)
+
+
+async def start_batch_sync(client: Client, settings: Settings, request: BatchSyncInput
+                           ) -> Started:
+    payload = request.model_dump(mode="json", exclude_none=True)
+    return await start_or_attach(client, settings, "BatchSyncWorkflow",
+                                 request.workflow_id, payload)
+
+
+async def query_progress(client: Client, workflow_id: str) -> dict[str, Any]:
+    try:
+        result = await client.get_workflow_handle(workflow_id).query("progress")
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise StarterError(f"no workflow with id {workflow_id!r}") from None
+        raise
+    if not isinstance(result, dict):
+        raise StarterError(f"workflow {workflow_id!r} answered no progress document")
+    return result
+
+
+async def send_cancel(client: Client, workflow_id: str, reason: str) -> None:
+    try:
+        await client.get_workflow_handle(workflow_id).signal("cancel", {"reason": reason})
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise StarterError(f"no running workflow with id {workflow_id!r}") from None
+        raise
+
+
+async def follow(client: Client, workflow_id: str,
+                 on_update: Callable[[dict[str, Any]], Awaitable[None] | None]
+                 ) -> dict[str, Any]:
+    """Polls `progress` until the run ends; returns the final document."""
+    while True:
+        document = await query_progress(client, workflow_id)
+        maybe = on_update(document)
+        if maybe is not None:
+            await maybe
+        if document.get("status") in FINAL_STATUSES:
+            return document
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def exit_code_for(document: dict[str, Any]) -> int:
+    return 0 if document.get("status") in ("completed", "completed_with_errors") else 1

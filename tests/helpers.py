@@ -1,0 +1,94 @@
+"""Comparing Postgres with the upstream, row for row, and table checksums."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from devstack.upstream.dataset import Dataset
+from pipeworks.db import Connection
+from pipeworks.settings import Settings
+from starters.client import run_options
+
+SPORTS_TABLES = ("sports.competitions", "sports.teams", "sports.games")
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def competition_row(c: dict[str, Any]) -> tuple[Any, ...]:
+    return (c["id"], c["name"], c["season"], _day(c["starts_on"]), _day(c.get("ends_on")),
+            c["status"])
+
+
+def team_row(t: dict[str, Any], competition_id: str) -> tuple[Any, ...]:
+    return (t["id"], competition_id, t["name"], t.get("club_id"))
+
+
+def game_row(g: dict[str, Any], competition_id: str) -> tuple[Any, ...]:
+    return (g["id"], competition_id, g.get("round"), _ts(g["scheduled_at"]), g["home_team_id"],
+            g["away_team_id"], g.get("venue"), g["status"], g.get("home_score"),
+            g.get("away_score"), _ts(g["updated_at"]))
+
+
+async def db_rows(conn: Connection, table: str) -> set[tuple[Any, ...]]:
+    columns = {
+        "sports.competitions": "id, name, season, starts_on, ends_on, status",
+        "sports.teams": "id, competition_id, name, club_id",
+        "sports.games": "id, competition_id, round, scheduled_at, home_team_id, away_team_id,"
+                        " venue, status, home_score, away_score, source_updated_at",
+    }[table]
+    return {tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM {table}")}
+
+
+def expected_association(dataset: Dataset, association_id: str,
+                         club_id: str | None = None) -> dict[str, set[tuple[Any, ...]]]:
+    """What the tables must hold after a full sync of one organisation."""
+    competitions = (dataset.expected_club_competitions(club_id) if club_id
+                    else dataset.expected_competitions(association_id))
+    rows: dict[str, set[tuple[Any, ...]]] = {t: set() for t in SPORTS_TABLES}
+    for c in competitions:
+        rows["sports.competitions"].add(competition_row(c))
+        teams = dataset.expected_teams(c["id"], valid_only=True)
+        rows["sports.teams"] |= {team_row(t, c["id"]) for t in teams}
+        club_teams = {t["id"] for t in teams if club_id and t.get("club_id") == club_id}
+        for g in dataset.expected_games(c["id"], valid_only=True):
+            if club_id is None or {g["home_team_id"], g["away_team_id"]} & club_teams:
+                rows["sports.games"].add(game_row(g, c["id"]))
+    return rows
+
+
+async def assert_tables_equal(conn: Connection, expected: dict[str, set[tuple[Any, ...]]]
+                              ) -> None:
+    for table, rows in expected.items():
+        actual = await db_rows(conn, table)
+        missing, extra = rows - actual, actual - rows
+        assert not missing and not extra, (
+            f"{table}: {len(missing)} missing, {len(extra)} extra; "
+            f"e.g. missing {sorted(missing)[:2]} extra {sorted(extra)[:2]}")
+
+
+async def checksums(conn: Connection) -> dict[str, str]:
+    sums = {}
+    for table in (*SPORTS_TABLES, "sports.accounts"):
+        sums[table] = await conn.fetchval(
+            f"SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t")
+    return sums
+
+
+async def start_sync(client: Client, settings: Settings, **fields: Any
+                     ) -> WorkflowHandle[Any, Any]:
+    payload = {**run_options(settings), **fields}
+    target = (f"account-{fields['account_id']}" if "account_id" in fields
+              else f"{fields.get('org_kind')}-{fields.get('org_id')}")
+    return await client.start_workflow(
+        "AccountSyncWorkflow", payload, id=f"sports-sync-{target}-{uuid.uuid4().hex[:6]}",
+        task_queue=settings.task_queue)

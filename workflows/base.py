@@ -1,0 +1,168 @@
+"""What every pipeline workflow shares: the `progress` query, the `cancel` signal,
+a deadline, and compensations that run to the end whatever is cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from activities.runs import RunFinished, RunStarted
+    from pipeworks.errors import (
+        NON_RETRYABLE_ERROR_TYPES,
+        ErrorCategory,
+        category_of,
+        error_counts_of,
+        failure_message,
+    )
+    from pipeworks.progress import RunProgress
+
+T = TypeVar("T")
+
+# Transient and system trouble retries with backoff; the categories that can
+# never succeed stop at once (the error's own `non_retryable` says so too).
+ACTIVITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30), maximum_attempts=8,
+    non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+)
+# Bookkeeping and compensation must eventually succeed: retry until they do.
+PERSISTENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30), maximum_attempts=0,
+)
+BOOKKEEPING_TIMEOUT = timedelta(seconds=60)
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+class PipelineWorkflow:
+    """Subclasses set `self.progress` in their `@workflow.init` and call `guard`."""
+
+    progress: RunProgress
+
+    def __init__(self) -> None:
+        self._cancel_reason: str | None = None
+        self._work: asyncio.Task[Any] | None = None  # the cancellable part of the run
+
+    @workflow.query(name="progress")
+    def progress_query(self) -> dict[str, Any]:
+        return self.progress.as_dict()
+
+    @workflow.signal(name="cancel")
+    def cancel_signal(self, payload: dict[str, Any] | None = None) -> None:
+        reason = (payload or {}).get("reason") if isinstance(payload, dict) else None
+        if self._cancel_reason is None:
+            self._cancel_reason = str(reason) if reason else "cancel signal"
+            self.note(f"cancel requested: {self._cancel_reason}")
+            if self._work is not None and not self._work.done():
+                self._work.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        return self._cancel_reason is not None
+
+    def note(self, message: str | None = None) -> None:
+        self.progress.touch(workflow.now(), message)
+
+    def count_failure(self, err: BaseException) -> ErrorCategory:
+        category = category_of(err)
+        self.progress.count_errors(error_counts_of(err) or {category.value: 1})
+        return category
+
+    async def run_activity(
+        self, name: str, arg: Any, result_type: type[T], *, summary: str, start_to_close: timedelta,
+        heartbeat_timeout: timedelta | None = None, retry_policy: RetryPolicy = ACTIVITY_RETRY,
+    ) -> T:
+        """Runs an activity, counting its failure by category. Activities that
+        heartbeat are waited for when cancelled, so nothing commits after the
+        compensation that follows."""
+        cancellation = (ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+                        if heartbeat_timeout else ActivityCancellationType.TRY_CANCEL)
+        try:
+            result: T = await workflow.execute_activity(
+                name, arg, result_type=result_type, start_to_close_timeout=start_to_close,
+                heartbeat_timeout=heartbeat_timeout, retry_policy=retry_policy,
+                summary=summary, cancellation_type=cancellation)
+            return result
+        except Exception as err:
+            if not self.is_cancellation(err):
+                self.count_failure(err)
+            raise
+
+    async def guard(self, work: Coroutine[Any, Any, T], deadline_seconds: float | None) -> T:
+        """Runs `work` so that a cancel signal or the deadline can stop it."""
+        self._work = asyncio.create_task(work)
+        if self._cancel_reason is not None:
+            self._work.cancel()
+        if deadline_seconds is None:
+            finished: T = await self._work
+            return finished
+        done, _ = await workflow.wait([self._work], timeout=deadline_seconds)
+        if not done:
+            self._work.cancel()
+            await workflow.wait([self._work])  # let in-flight activities end first
+            raise DeadlineExceeded(f"run deadline of {deadline_seconds:g}s exceeded")
+        outcome: T = self._work.result()
+        return outcome
+
+    def is_cancellation(self, err: BaseException) -> bool:
+        return self._cancel_reason is not None or is_cancelled_exception(err)
+
+    async def shielded(self, step: Callable[[], Awaitable[T]]) -> T:
+        """Compensation and bookkeeping run to the end even if the run is cancelled
+        again meanwhile: a half-undone run is worse than a late one."""
+        task = asyncio.ensure_future(step())
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.done():
+                    return task.result()
+
+    async def record_started(self, params: dict[str, Any]) -> None:
+        info = workflow.info()
+        await workflow.execute_activity(
+            "record_run_started",
+            RunStarted(info.workflow_id, info.run_id, self.progress.pipeline, params),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=PERSISTENT_RETRY,
+            summary="record run start",
+        )
+
+    async def record_finished(self, stats: dict[str, Any]) -> None:
+        run = RunFinished(workflow.info().run_id, self.progress.status,
+                          {**self.progress.as_dict(), **stats})
+        await self.shielded(lambda: workflow.execute_activity(
+            "record_run_finished", run, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY, summary=f"record run {self.progress.status}"))
+
+    def fail_invalid_input(self, message: str) -> ApplicationError:
+        self.progress.status = "failed"
+        self.progress.count_error(ErrorCategory.PERMANENT)
+        self.note(message)
+        return ApplicationError(message, self.progress.as_dict(), type="InvalidInput",
+                                non_retryable=True)
+
+    def final_outcome(self, failure: BaseException | None) -> dict[str, Any]:
+        """The result, or the exception that ends the run in Temporal's terms."""
+        document = self.progress.as_dict()
+        if self.progress.status == "cancelled":
+            if self._cancel_reason is None:
+                raise asyncio.CancelledError(self.progress.message)
+            raise ApplicationError(f"cancelled: {self._cancel_reason}", document,
+                                   type="Cancelled", non_retryable=True)
+        if self.progress.status == "failed":
+            assert failure is not None
+            category = category_of(failure)
+            raise ApplicationError(self.progress.message or failure_message(failure), document,
+                                   type=category.error_type, non_retryable=True)
+        return document

@@ -1,0 +1,96 @@
+"""Workflow inputs (contracts/interfaces.md): what the `temporal` CLI sends as JSON.
+
+Validated inside the workflow (a bad input fails the run with one clear message
+instead of a workflow task retried forever) and by the starters before sending.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+
+
+def _rfc3339_string(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string, e.g. 2024-05-01T00:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
+OrgId = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+class RunOptions(BaseModel):
+    """Tuning the starters fill in from settings; every field has a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    competition_concurrency: StrictInt = Field(default=4, ge=1, le=64)
+    page_size: StrictInt = Field(default=100, ge=1, le=500)
+    heartbeat_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    deadline_seconds: float | None = Field(default=None, gt=0)
+
+
+class AccountSyncInput(RunOptions):
+    account_id: StrictInt | None = Field(default=None, ge=0)
+    org_kind: Literal["association", "club"] | None = None
+    org_id: OrgId | None = None
+    games_updated_since: Rfc3339 | None = None
+    on_failure: Literal["rollback", "isolate"] = "rollback"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AccountSyncInput:
+        direct = self.org_kind is not None or self.org_id is not None
+        if self.account_id is not None and direct:
+            raise ValueError("give either account_id or org_kind + org_id, not both")
+        if self.account_id is None and (self.org_kind is None or self.org_id is None):
+            raise ValueError("give account_id, or both org_kind and org_id")
+        return self
+
+    @property
+    def workflow_id(self) -> str:
+        if self.account_id is not None:
+            return f"sports-sync-account-{self.account_id}"
+        return f"sports-sync-{self.org_kind}-{self.org_id}"
+
+    @property
+    def incremental(self) -> bool:
+        return self.games_updated_since is not None
+
+    def since_param(self) -> str | None:
+        since: datetime | None = self.games_updated_since
+        return since.isoformat() if since else None
+
+
+class BatchSyncInput(RunOptions):
+    kind: Literal["club", "association", "all"]
+    max_concurrent: StrictInt = Field(default=4, ge=1, le=100)
+    on_failure: Literal["rollback", "isolate"] = "rollback"
+
+    @property
+    def workflow_id(self) -> str:
+        return f"sports-sync-batch-{self.kind}"
+
+    def child_options(self) -> dict[str, Any]:
+        return self.model_dump(
+            mode="json", exclude={"kind", "max_concurrent"}, exclude_none=True)
+
+
+def describe_input_error(err: ValidationError) -> str:
+    parts = []
+    for problem in err.errors(include_url=False):
+        where = ".".join(str(p) for p in problem["loc"]) or "input"
+        parts.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
+    return "invalid input: " + "; ".join(parts)
