@@ -70,7 +70,7 @@ class AccountSyncWorkflow(PipelineWorkflow):
             lease = await self._acquire_lease(org)
             await self.guard(self._sync(request, org), request.deadline_seconds)
         except BaseException as err:
-            failure = err
+            failure = err.cause if isinstance(err, CompetitionFailed) else err
             await self._end_badly(err, undo=lease is not None)
         else:
             self.progress.status = "completed_with_errors" if self._isolated else "completed"
@@ -197,7 +197,6 @@ class AccountSyncWorkflow(PipelineWorkflow):
             self.note()
 
     async def _isolate(self, failed: CompetitionFailed) -> None:
-        self.count_failure(failed.cause)
         for name in ("teams", "games"):
             self.progress.stage(name).failed += 1
         self._isolated.append(failed.competition_id)
@@ -210,10 +209,9 @@ class AccountSyncWorkflow(PipelineWorkflow):
             self.note(f"cancelled ({self._cancel_reason or 'cancel requested'}); undoing changes")
             final, reason = "cancelled", f"cancelled: {self._cancel_reason or 'cancel request'}"
         else:
+            # Activity failures were counted where they happened; a deadline is not one.
             if isinstance(err, DeadlineExceeded):
                 self.progress.count_error(ErrorCategory.SYSTEM)
-            else:
-                self.count_failure(err.cause if isinstance(err, CompetitionFailed) else err)
             self.progress.status = "compensating"
             reason = failure_message(err)
             self.note(f"failed: {reason}; undoing changes")

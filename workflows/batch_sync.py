@@ -99,7 +99,8 @@ class BatchSyncWorkflow(PipelineWorkflow):
         except (ChildWorkflowError, ActivityError) as err:
             if self.is_cancellation(err):
                 raise
-            self.count_failure(err)
+            if isinstance(err, ChildWorkflowError):  # activity failures count themselves
+                self.count_failure(err)
             stage.failed += 1
             self.note(f"account {account_id} failed: {failure_message(err)}")
             return
@@ -117,8 +118,6 @@ class BatchSyncWorkflow(PipelineWorkflow):
     async def _end_badly(self, err: BaseException) -> None:
         stage = self.progress.stage("accounts")
         cancelled = self.is_cancellation(err)
-        if not cancelled:
-            self.count_failure(err)
         self.progress.status = "compensating"
         reason = (f"cancelled: {self._cancel_reason or 'cancel request'}" if cancelled
                   else failure_message(err))

@@ -1,0 +1,284 @@
+"""The `pipeworks` command (contracts/interfaces.md, Command line).
+
+Exit status: 0 done, 1 the run failed or was cancelled, 2 bad usage or
+configuration (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
+
+import click
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from pipeworks.logging import configure_logging
+from pipeworks.settings import ConfigError, Settings, load_settings
+from starters import accounts as accounts_cmd
+from starters import client as runs
+from starters.render import LiveProgress, progress_table
+from workflows.inputs import AccountSyncInput, BatchSyncInput, describe_input_error
+
+T = TypeVar("T")
+app = typer.Typer(
+    name="pipeworks", help="Durable data pipelines on Temporal.", no_args_is_help=True,
+    add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+dev_app = typer.Typer(help="The embedded stack: Temporal dev server, Postgres, demo upstream, "
+                           "a worker.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Accounts whose organisations get synced.",
+                           no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+app.add_typer(accounts_app, name="accounts")
+console = Console()
+
+
+class UsageProblem(Exception):
+    """Bad arguments: one line on stderr, exit 2."""
+
+
+def settings() -> Settings:
+    loaded = load_settings()
+    configure_logging(loaded.log_format, loaded.log_level)
+    return loaded
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _input(model: type[Any], values: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(values)
+    except ValidationError as err:
+        raise UsageProblem(describe_input_error(err)) from None
+
+
+async def _finish(client: Any, workflow_id: str, wait: bool, as_json: bool) -> int:
+    if not wait:
+        return 0
+    if as_json:
+        document = await runs.follow(client, workflow_id, lambda d: None)
+        print(json.dumps(document, ensure_ascii=False))
+        return runs.exit_code_for(document)
+    live = LiveProgress(console)
+    with live.shown():
+        document = await runs.follow(client, workflow_id, live.update)
+    console.print(progress_table(document))
+    return runs.exit_code_for(document)
+
+
+@app.command()
+def sync(
+    account: Annotated[int | None, typer.Option("--account", help="account id")] = None,
+    org_kind: Annotated[str | None, typer.Option(help="association | club")] = None,
+    org_id: Annotated[str | None, typer.Option(help="organisation id upstream")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="incremental: games updated since this RFC 3339 time")] = None,
+    on_failure: Annotated[str, typer.Option(help="rollback | isolate")] = "rollback",
+    wait: Annotated[bool, typer.Option("--wait", help="follow the run to its end")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Start (or attach to) an AccountSyncWorkflow."""
+    config = settings()
+    values: dict[str, Any] = {**runs.run_options(config), "on_failure": on_failure}
+    if account is not None:
+        values["account_id"] = account
+    if org_kind is not None:
+        values["org_kind"] = org_kind
+    if org_id is not None:
+        values["org_id"] = org_id
+    if since is not None:
+        values["games_updated_since"] = since
+    request: AccountSyncInput = _input(AccountSyncInput, values)
+
+    async def go() -> int:
+        client = await runs.connect(config)
+        started = await runs.start_account_sync(client, config, request)
+        _announce(config, started, request.workflow_id, as_json and not wait)
+        return await _finish(client, request.workflow_id, wait, as_json)
+
+    raise typer.Exit(run(go()))
+
+
+@app.command("sync-all")
+def sync_all(
+    kind: Annotated[str, typer.Option(help="club | association | all")],
+    max_concurrent: Annotated[int, typer.Option(help="children at once")] = 4,
+    on_failure: Annotated[str, typer.Option(help="rollback | isolate (per account)")] =
+        "rollback",
+    wait: Annotated[bool, typer.Option("--wait", help="follow the run to its end")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Start a BatchSyncWorkflow: one account sync per matching account."""
+    config = settings()
+    request: BatchSyncInput = _input(BatchSyncInput, {
+        **runs.run_options(config), "kind": kind, "max_concurrent": max_concurrent,
+        "on_failure": on_failure})
+
+    async def go() -> int:
+        client = await runs.connect(config)
+        started = await runs.start_batch_sync(client, config, request)
+        _announce(config, started, request.workflow_id, as_json and not wait)
+        return await _finish(client, request.workflow_id, wait, as_json)
+
+    raise typer.Exit(run(go()))
+
+
+def _announce(config: Settings, started: runs.Started, workflow_id: str, as_json: bool) -> None:
+    ui = (f"{config.temporal_ui_url}/namespaces/{config.temporal_namespace}/workflows/"
+          f"{workflow_id}")
+    if as_json:
+        print(json.dumps({"workflow_id": workflow_id, "run_id": started.handle.result_run_id,
+                          "attached": started.attached, "web_ui": ui}))
+        return
+    verb = "attached to running" if started.attached else "started"
+    console.print(f"{verb} [bold]{workflow_id}[/]  {ui}", highlight=False)
+
+
+@app.command()
+def status(
+    workflow_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Query a run's progress."""
+    config = settings()
+
+    async def go() -> dict[str, Any]:
+        return await runs.query_progress(await runs.connect(config), workflow_id)
+
+    document = run(go())
+    if as_json:
+        print(json.dumps(document, ensure_ascii=False))
+    else:
+        console.print(progress_table(document))
+
+
+@app.command()
+def watch(workflow_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Live progress bars until the run ends."""
+    config = settings()
+
+    async def go() -> int:
+        return await _finish(await runs.connect(config), workflow_id, True, False)
+
+    raise typer.Exit(run(go()))
+
+
+@app.command()
+def cancel(
+    workflow_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option(help="why; kept in the run's progress")] =
+        "cancelled from the CLI",
+) -> None:
+    """Signal `cancel`: the run stops, undoes its changes and ends cancelled."""
+    config = settings()
+
+    async def go() -> None:
+        await runs.send_cancel(await runs.connect(config), workflow_id, reason)
+
+    run(go())
+    console.print(f"cancel sent to [bold]{workflow_id}[/]: {reason}", highlight=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker against the configured Temporal and Postgres."""
+    from workers.worker import run_worker
+
+    run(run_worker(settings()))
+
+
+@accounts_app.command("add")
+def accounts_add(
+    account_id: Annotated[int, typer.Option("--id", help="account id")],
+    kind: Annotated[str, typer.Option(help="club | association")],
+    org_id: Annotated[str, typer.Option(help="organisation id upstream")],
+    name: Annotated[str, typer.Option(help="display name")],
+) -> None:
+    """Add or update an account."""
+    if kind not in ("club", "association"):
+        raise UsageProblem(f"--kind must be club or association, not {kind!r}")
+    if account_id < 0 or not org_id.strip() or not name.strip():
+        raise UsageProblem("--id must be >= 0 and --org-id and --name must not be empty")
+    config = settings()
+    created = run(accounts_cmd.add_account(config, account_id, kind, org_id, name))
+    console.print(f"account {account_id} {'added' if created else 'updated'}: {kind} "
+                  f"{org_id} ({name})", highlight=False)
+
+
+@accounts_app.command("list")
+def accounts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List accounts."""
+    rows = run(accounts_cmd.list_accounts(settings()))
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+    else:
+        console.print(accounts_cmd.accounts_table(rows))
+
+
+@dev_app.command("up")
+def dev_up() -> None:
+    """Start what is not running yet (idempotent)."""
+    from starters import dev
+
+    dev.up(settings(), console)
+
+
+@dev_app.command("down")
+def dev_down() -> None:
+    """Stop exactly what `dev up` started."""
+    from starters import dev
+
+    dev.down(settings(), console)
+
+
+@dev_app.command("status")
+def dev_status() -> None:
+    """Show what runs."""
+    from starters import dev
+
+    dev.status(settings(), console)
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="leave the stack running afterwards")] = True,
+) -> None:
+    """The main job end to end on the embedded stack, with live progress."""
+    from starters.demo import run_demo
+
+    raise typer.Exit(run_demo(settings(), console, keep_stack=keep))
+
+
+def _fail(message: str) -> int:
+    print(f"pipeworks: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.UsageError as err:
+        return _fail(err.format_message().splitlines()[0])
+    except (ConfigError, UsageProblem, runs.StarterError) as err:
+        return _fail(str(err))
+    except click.Abort:
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    return int(result) if isinstance(result, int) else 0
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["app", "main"]
