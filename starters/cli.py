@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -35,6 +35,7 @@ accounts_app = typer.Typer(help="Accounts whose organisations get synced.",
 app.add_typer(dev_app, name="dev")
 app.add_typer(accounts_app, name="accounts")
 console = Console()
+errors = Console(stderr=True)
 
 
 class UsageProblem(Exception):
@@ -51,23 +52,42 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+# Where each workflow input field comes from: a command-line option or a setting.
+INPUT_SOURCES = {
+    "account_id": "--account", "org_kind": "--org-kind", "org_id": "--org-id",
+    "games_updated_since": "--since", "on_failure": "--on-failure", "kind": "--kind",
+    "max_concurrent": "--max-concurrent",
+    "competition_concurrency": "PIPEWORKS_COMPETITION_CONCURRENCY",
+    "page_size": "PIPEWORKS_PAGE_SIZE",
+    "heartbeat_timeout_seconds": "PIPEWORKS_HEARTBEAT_TIMEOUT_SECONDS",
+    "deadline_seconds": "PIPEWORKS_RUN_DEADLINE_SECONDS",
+}
+
+
 def _input(model: type[Any], values: dict[str, Any]) -> Any:
+    """The workflow input, or one line naming the option (or setting) that is wrong."""
     try:
         return model.model_validate(values)
     except ValidationError as err:
-        raise UsageProblem(describe_input_error(err)) from None
+        problem = err.errors(include_url=False)[0]
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        if field not in INPUT_SOURCES:
+            raise UsageProblem(describe_input_error(err)) from None
+        message = problem["msg"].removeprefix("Value error, ")
+        raise UsageProblem(f"{INPUT_SOURCES[field]}: {message}") from None
 
 
-async def _finish(client: Any, workflow_id: str, wait: bool, as_json: bool) -> int:
+async def _finish(client: Any, workflow_id: str, wait: bool, as_json: bool,
+                  run_id: str | None = None) -> int:
     if not wait:
         return 0
     if as_json:
-        document = await runs.follow(client, workflow_id, lambda d: None)
+        document = await runs.follow(client, workflow_id, lambda d: None, run_id)
         print(json.dumps(document, ensure_ascii=False))
         return runs.exit_code_for(document)
     live = LiveProgress(console)
     with live.shown():
-        document = await runs.follow(client, workflow_id, live.update)
+        document = await runs.follow(client, workflow_id, live.update, run_id)
     console.print(progress_table(document))
     return runs.exit_code_for(document)
 
@@ -84,6 +104,11 @@ def sync(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Start (or attach to) an AccountSyncWorkflow."""
+    direct = org_kind is not None or org_id is not None
+    if account is not None and direct:
+        raise UsageProblem("give either --account or --org-kind and --org-id, not both")
+    if account is None and (org_kind is None or org_id is None):
+        raise UsageProblem("give --account ID, or both --org-kind and --org-id")
     config = settings()
     values: dict[str, Any] = {**runs.run_options(config), "on_failure": on_failure}
     if account is not None:
@@ -99,8 +124,9 @@ def sync(
     async def go() -> int:
         client = await runs.connect(config)
         started = await runs.start_account_sync(client, config, request)
-        _announce(config, started, request.workflow_id, as_json and not wait)
-        return await _finish(client, request.workflow_id, wait, as_json)
+        _announce(config, started, request.workflow_id, as_json, wait)
+        return await _finish(client, request.workflow_id, wait, as_json,
+                             started.handle.result_run_id)
 
     raise typer.Exit(run(go()))
 
@@ -123,21 +149,26 @@ def sync_all(
     async def go() -> int:
         client = await runs.connect(config)
         started = await runs.start_batch_sync(client, config, request)
-        _announce(config, started, request.workflow_id, as_json and not wait)
-        return await _finish(client, request.workflow_id, wait, as_json)
+        _announce(config, started, request.workflow_id, as_json, wait)
+        return await _finish(client, request.workflow_id, wait, as_json,
+                             started.handle.result_run_id)
 
     raise typer.Exit(run(go()))
 
 
-def _announce(config: Settings, started: runs.Started, workflow_id: str, as_json: bool) -> None:
+def _announce(config: Settings, started: runs.Started, workflow_id: str, as_json: bool,
+              wait: bool) -> None:
+    """What was started or joined. With --json stdout holds exactly one JSON document:
+    this one, or with --wait the final progress (then this line goes to stderr)."""
     ui = (f"{config.temporal_ui_url}/namespaces/{config.temporal_namespace}/workflows/"
           f"{workflow_id}")
-    if as_json:
+    if as_json and not wait:
         print(json.dumps({"workflow_id": workflow_id, "run_id": started.handle.result_run_id,
                           "attached": started.attached, "web_ui": ui}))
         return
     verb = "attached to running" if started.attached else "started"
-    console.print(f"{verb} [bold]{workflow_id}[/]  {ui}", highlight=False)
+    (errors if as_json else console).print(f"{verb} [bold]{workflow_id}[/]  {ui}",
+                                           highlight=False)
 
 
 @app.command()
@@ -191,6 +222,12 @@ def worker() -> None:
     from workers.worker import run_worker
 
     run(run_worker(settings()))
+    # Drained and closed: nothing is left to finalize. Interpreter finalization
+    # with the SDK's Rust runtime threads still alive can abort the process
+    # (PyGILState_Release), which would turn a clean drain into exit status 134.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @accounts_app.command("add")
@@ -203,8 +240,9 @@ def accounts_add(
     """Add or update an account."""
     if kind not in ("club", "association"):
         raise UsageProblem(f"--kind must be club or association, not {kind!r}")
-    if account_id < 0 or not org_id.strip() or not name.strip():
-        raise UsageProblem("--id must be >= 0 and --org-id and --name must not be empty")
+    if not 0 <= account_id < 2**63 or not org_id.strip() or not name.strip():
+        raise UsageProblem("--id must be a number >= 0 and --org-id and --name must not be "
+                           "empty")
     config = settings()
     created = run(accounts_cmd.add_account(config, account_id, kind, org_id, name))
     console.print(f"account {account_id} {'added' if created else 'updated'}: {kind} "
@@ -263,18 +301,21 @@ def _fail(message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         return done.exit_code
-    except click.UsageError as err:
-        return _fail(err.format_message().splitlines()[0])
+    except typer.TyperException as err:  # bad usage found while parsing the command line
+        message = err.format_message()
+        if "\n" in message:  # a group called without a command: its help is the answer
+            print(message, file=sys.stderr)
+            return 2
+        return _fail(message)
     except (ConfigError, UsageProblem, runs.StarterError) as err:
         return _fail(str(err))
-    except click.Abort:
+    except typer.Abort:
         return 130
     except KeyboardInterrupt:
         return 130
     return int(result) if isinstance(result, int) else 0
-
 
 
 if __name__ == "__main__":

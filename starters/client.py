@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pipeworks.progress import FINAL_STATUSES
@@ -49,25 +50,23 @@ def run_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-async def _is_running(client: Client, workflow_id: str) -> bool:
-    try:
-        described = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return described.status == WorkflowExecutionStatus.RUNNING
-
-
 async def start_or_attach(
     client: Client, settings: Settings, workflow: str, workflow_id: str, payload: dict[str, Any]
 ) -> Started:
-    """On-demand syncs are safe to repeat: a second request joins the running one."""
-    attached = await _is_running(client, workflow_id)
-    handle = await client.start_workflow(
-        workflow, payload, id=workflow_id, task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-    return Started(handle, attached)
+    """On-demand syncs are safe to repeat: a second request joins the running one.
+
+    The server decides atomically: a start that meets an open run with the same id fails
+    with that run's id, and this request attaches to it (a closed run is no conflict).
+    """
+    try:
+        handle = await client.start_workflow(
+            workflow, payload, id=workflow_id, task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL)
+    except WorkflowAlreadyStartedError as running:
+        return Started(client.get_workflow_handle(workflow_id, run_id=running.run_id), True)
+    except RPCError as err:
+        raise StarterError(f"cannot start {workflow} {workflow_id}: {err.message}") from None
+    return Started(handle, False)
 
 
 async def start_account_sync(client: Client, settings: Settings, request: AccountSyncInput
@@ -84,13 +83,16 @@ async def start_batch_sync(client: Client, settings: Settings, request: BatchSyn
                                  request.workflow_id, payload)
 
 
-async def query_progress(client: Client, workflow_id: str) -> dict[str, Any]:
+async def query_progress(client: Client, workflow_id: str, run_id: str | None = None
+                         ) -> dict[str, Any]:
     try:
-        result = await client.get_workflow_handle(workflow_id).query("progress")
+        result = await client.get_workflow_handle(workflow_id, run_id=run_id).query("progress")
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise StarterError(f"no workflow with id {workflow_id!r}") from None
-        raise
+        raise StarterError(f"cannot query workflow {workflow_id!r}: {err.message}") from None
+    except WorkflowQueryFailedError as err:
+        raise StarterError(f"workflow {workflow_id!r} failed to answer: {err.message}") from None
     if not isinstance(result, dict):
         raise StarterError(f"workflow {workflow_id!r} answered no progress document")
     return result
@@ -102,15 +104,16 @@ async def send_cancel(client: Client, workflow_id: str, reason: str) -> None:
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise StarterError(f"no running workflow with id {workflow_id!r}") from None
-        raise
+        raise StarterError(f"cannot signal workflow {workflow_id!r}: {err.message}") from None
 
 
 async def follow(client: Client, workflow_id: str,
-                 on_update: Callable[[dict[str, Any]], Awaitable[None] | None]
-                 ) -> dict[str, Any]:
-    """Polls `progress` until the run ends; returns the final document."""
+                 on_update: Callable[[dict[str, Any]], Awaitable[None] | None],
+                 run_id: str | None = None) -> dict[str, Any]:
+    """Polls `progress` (of `run_id`, else the latest run) until the run ends; returns the
+    final document."""
     while True:
-        document = await query_progress(client, workflow_id)
+        document = await query_progress(client, workflow_id, run_id)
         maybe = on_update(document)
         if maybe is not None:
             await maybe

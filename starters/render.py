@@ -26,7 +26,7 @@ class LiveProgress:
             TextColumn("{task.fields[units]}"), TextColumn("{task.fields[records]}"),
             TimeElapsedColumn(), console=console, transient=False)
         self._tasks: dict[str, TaskID] = {}
-        self._status = self._bars.add_task("", total=None, stage="run", units="", records="")
+        self._status = self._bars.add_task("run", total=100, stage="run", units="", records="")
 
     def update(self, document: dict[str, Any]) -> None:
         for stage in document.get("stages", []):
@@ -45,7 +45,8 @@ class LiveProgress:
                         f"invalid {r.get('invalid', 0)}")
         status = document.get("status", "?")
         style = STATUS_STYLE.get(status, "white")
-        self._bars.update(self._status, stage="run", units=f"[{style}]{status}[/]",
+        self._bars.update(self._status, completed=document.get("percent", 0.0),
+                          units=f"[{style}]{status}[/]",
                           records=document.get("message") or "")
 
     @contextmanager

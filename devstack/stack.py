@@ -1,0 +1,207 @@
+"""The embedded dev stack: Temporal dev server with Web UI, Postgres, demo upstream
+and one worker, with state, logs and pid files under `PIPEWORKS_HOME` (.pipeworks/).
+
+`up` starts what does not run yet and says what already did; `down` stops exactly
+what `up` started (found again through pid files, from any later process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from devstack.postgres import EmbeddedPostgres
+from devstack.processes import DevStackError, ManagedProcess, wait_for_port
+from devstack.temporal import TemporalDevServer
+from pipeworks.db import migrate_dsn
+from pipeworks.settings import STACK_STATE_FILE, Settings
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+WORKER_READY_SECONDS = 60.0
+
+
+@dataclass
+class Component:
+    name: str
+    state: str          # "started" | "running" | "stopped" | "external" | "not running"
+    detail: str = ""
+
+
+class DevStack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.home.absolute()
+        host, _, port = settings.temporal_address.rpartition(":")
+        self._temporal_host, self._temporal_port = host.strip("[]"), int(port)
+        self.postgres = EmbeddedPostgres(self.home / "postgres" / "data", settings.postgres_port)
+        self.temporal = TemporalDevServer(
+            self.home / "temporal", port=self._temporal_port,
+            ui_port=settings.temporal_ui_port, namespace=settings.temporal_namespace)
+        self.upstream = ManagedProcess("upstream", self.home, [
+            sys.executable, "-m", "devstack.upstream", "--host", "127.0.0.1",
+            "--port", str(settings.upstream_port), "--size", settings.upstream_size,
+            "--latency-ms", str(settings.upstream_latency_ms)])
+        self.worker = ManagedProcess("worker", self.home, [
+            sys.executable, "-m", "starters.cli", "worker"], cwd=Path.cwd())
+
+    # -- what is ours to run ---------------------------------------------------
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.settings.database_url is None
+
+    @property
+    def embedded_upstream(self) -> bool:
+        return self.settings.sports_api_url is None
+
+    @property
+    def embedded_temporal(self) -> bool:
+        return self._temporal_host in LOCAL_HOSTS
+
+    @property
+    def upstream_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.upstream_port}"
+
+    def database_url(self) -> str:
+        if self.settings.database_url is not None:
+            return self.settings.database_url.get_secret_value()
+        return self.postgres.dsn
+
+    def sports_api_url(self) -> str:
+        return self.settings.sports_api_url or self.upstream_url
+
+    # -- up / down / status ----------------------------------------------------
+
+    def up(self) -> list[Component]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        report: list[Component] = []
+        if self.embedded_postgres:
+            was = self.postgres.is_running()
+            self.postgres.start()
+            report.append(Component("postgres", "running" if was else "started",
+                                    f"127.0.0.1:{self.settings.postgres_port}"))
+        else:
+            report.append(Component("postgres", "external", "PIPEWORKS_DATABASE_URL"))
+        applied = asyncio.run(migrate_dsn(self.database_url()))
+        report.append(Component("schema", "started" if applied else "running",
+                                f"{len(applied)} migrations applied" if applied else "up to date"))
+        if self.embedded_temporal:
+            was = self.temporal.is_running()
+            self.temporal.start()
+            report.append(Component("temporal", "running" if was else "started",
+                                    f"{self.temporal.address}, Web UI {self.temporal.ui_url}"))
+        else:
+            report.append(Component("temporal", "external", self.settings.temporal_address))
+        if self.embedded_upstream:
+            report.append(self._start(self.upstream, "demo upstream", self.upstream_url,
+                                      port=self.settings.upstream_port))
+        else:
+            report.append(Component("demo upstream", "external", self.sports_api_url()))
+        self._write_state()
+        report.append(self._start(self.worker, "worker", f"task queue {self.settings.task_queue}"))
+        return report
+
+    def _start(self, process: ManagedProcess, name: str, detail: str, port: int | None = None
+               ) -> Component:
+        if process.running_pid() is not None:
+            return Component(name, "running", f"{detail} (pid {process.running_pid()})")
+        process.env = {**self._child_env()}
+        pid = process.start()
+        try:
+            if port is not None:
+                wait_for_port("127.0.0.1", port, 30.0,
+                              alive=lambda: process.running_pid() is not None)
+            else:
+                self._wait_for_worker(process)
+        except (DevStackError, TimeoutError) as err:
+            process.stop()
+            raise DevStackError(
+                f"{name} did not start: {err}\n{process.log_tail(15)}") from None
+        return Component(name, "started", f"{detail} (pid {pid})")
+
+    def _child_env(self) -> dict[str, str]:
+        return {
+            "PIPEWORKS_DATABASE_URL": self.database_url(),
+            "PIPEWORKS_SPORTS_API_URL": self.sports_api_url(),
+            "PIPEWORKS_HOME": str(self.home),
+        }
+
+    def _wait_for_worker(self, process: ManagedProcess) -> None:
+        """Ready once Temporal sees the worker polling its task queue."""
+        deadline = time.monotonic() + WORKER_READY_SECONDS
+
+        async def polling() -> bool:
+            client = await Client.connect(self.settings.temporal_address,
+                                          namespace=self.settings.temporal_namespace)
+            request = DescribeTaskQueueRequest(
+                namespace=self.settings.temporal_namespace,
+                task_queue=TaskQueue(name=self.settings.task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+            while time.monotonic() < deadline:
+                if process.running_pid() is None:
+                    return False
+                described = await client.workflow_service.describe_task_queue(request)
+                if described.pollers:
+                    return True
+                await asyncio.sleep(0.2)
+            return False
+
+        if not asyncio.run(polling()):
+            raise DevStackError("the worker exited or did not poll its task queue in time")
+
+    def _write_state(self) -> None:
+        state = {"database_url": self.database_url(), "sports_api_url": self.sports_api_url(),
+                 "temporal_address": self.settings.temporal_address,
+                 "web_ui": self.settings.temporal_ui_url}
+        path = self.home / STACK_STATE_FILE
+        path.write_text(json.dumps(state, indent=2))
+        os.chmod(path, 0o600)  # the DSN may carry a password
+
+    def down(self) -> list[Component]:
+        report = [Component("worker", "stopped" if self.worker.stop(
+            timeout=self.settings.graceful_shutdown_seconds + 5) else "not running")]
+        report.append(Component("demo upstream",
+                                "stopped" if self.upstream.stop() else "not running"))
+        if self.embedded_temporal:
+            report.append(Component("temporal",
+                                    "stopped" if self.temporal.stop() else "not running"))
+        if self.embedded_postgres:
+            report.append(Component("postgres",
+                                    "stopped" if self.postgres.stop() else "not running"))
+        (self.home / STACK_STATE_FILE).unlink(missing_ok=True)
+        return report
+
+    def status(self) -> list[Component]:
+        def state(pid: int | None) -> str:
+            return "running" if pid is not None else "not running"
+
+        report = []
+        if self.embedded_postgres:
+            report.append(Component("postgres", state(self.postgres.running_pid()),
+                                    f"127.0.0.1:{self.settings.postgres_port}"))
+        else:
+            report.append(Component("postgres", "external", "PIPEWORKS_DATABASE_URL"))
+        if self.embedded_temporal:
+            report.append(Component("temporal", state(self.temporal.running_pid()),
+                                    f"{self.temporal.address}, Web UI {self.temporal.ui_url}"))
+        else:
+            report.append(Component("temporal", "external", self.settings.temporal_address))
+        if self.embedded_upstream:
+            report.append(Component("demo upstream", state(self.upstream.running_pid()),
+                                    self.upstream_url))
+        else:
+            report.append(Component("demo upstream", "external", self.sports_api_url()))
+        report.append(Component("worker", state(self.worker.running_pid()),
+                                f"task queue {self.settings.task_queue}, log "
+                                f"{self.worker.log_path}"))
+        return report
