@@ -1,4 +1,5 @@
-"""Give every exception leaving an activity its error category."""
+"""Give every exception leaving an activity its error category, and record it so
+that a later attempt can report what the earlier ones ran into."""
 
 from __future__ import annotations
 
@@ -8,17 +9,27 @@ from contextlib import contextmanager
 import asyncpg
 
 from pipeworks.errors import PipelineError, SystemFailure, as_application_error
+from pipeworks.heartbeat import carried_errors, record_failure
+
+
+def _failure(err: Exception) -> PipelineError | None:
+    if isinstance(err, PipelineError):
+        return err
+    if isinstance(err, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | OSError):
+        return SystemFailure(f"database unavailable: {type(err).__name__}: {err}")
+    if isinstance(err, asyncpg.PostgresError):
+        return SystemFailure(f"database error: {type(err).__name__}: {err}")
+    return None
 
 
 @contextmanager
 def categorized_errors() -> Iterator[None]:
     try:
         yield
-    except PipelineError as err:
-        raise as_application_error(err, {err.category.value: 1}) from None
-    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as err:
-        failure = SystemFailure(f"database unavailable: {type(err).__name__}: {err}")
-        raise as_application_error(failure, {"system": 1}) from None
-    except asyncpg.PostgresError as err:
-        failure = SystemFailure(f"database error: {type(err).__name__}: {err}")
-        raise as_application_error(failure, {"system": 1}) from None
+    except Exception as err:
+        failure = _failure(err)
+        if failure is None:
+            raise
+        errors, failed_attempts = carried_errors()
+        errors = record_failure(failure.category, errors, failed_attempts)
+        raise as_application_error(failure, errors) from None

@@ -15,6 +15,8 @@ from typing import Any
 
 from temporalio import activity
 
+from pipeworks.errors import ErrorCategory
+
 
 class Heartbeater:
     def __init__(self, details: Any = None) -> None:
@@ -49,6 +51,35 @@ class Heartbeater:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def carried_errors() -> tuple[dict[str, int], int]:
+    """Errors earlier attempts of this activity recorded, and how many attempts
+    failed. An attempt that failed without recording (its worker was lost, or it
+    timed out) counts as a system error."""
+    previous = previous_details() or {}
+    raw = previous.get("errors")
+    errors = {c.value: 0 for c in ErrorCategory}
+    if isinstance(raw, dict):
+        for key, n in raw.items():
+            errors[str(key)] = errors.get(str(key), 0) + int(n)
+    failed = previous.get("failed_attempts")
+    failed = failed if isinstance(failed, int) else 0
+    lost = activity.info().attempt - 1 - failed
+    if lost > 0:
+        errors[ErrorCategory.SYSTEM.value] += lost
+        failed += lost
+    return errors, failed
+
+
+def record_failure(category: ErrorCategory, errors: dict[str, int], failed_attempts: int,
+                   **details: Any) -> dict[str, int]:
+    """Heartbeat the tally before the attempt fails, so the next attempt (and the
+    workflow, through the final error's details) knows what happened."""
+    errors = dict(errors)
+    errors[category.value] = errors.get(category.value, 0) + 1
+    activity.heartbeat({**details, "errors": errors, "failed_attempts": failed_attempts + 1})
+    return errors
 
 
 def previous_details() -> dict[str, Any] | None:

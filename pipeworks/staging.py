@@ -51,6 +51,7 @@ class StageOutcome:
     out_of_scope: int = 0
     merge: dict[str, int] = field(default_factory=lambda: MergeCounts().as_dict())
     keys: list[str] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)  # absorbed by retries
 
 
 def _sanitize(value: Any) -> Any:

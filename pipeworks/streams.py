@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import asyncpg
-from temporalio import activity
 
 from pipeworks.errors import DataError, ErrorCategory, PipelineError, as_application_error
-from pipeworks.heartbeat import Heartbeater, previous_details
+from pipeworks.heartbeat import Heartbeater, carried_errors
 from pipeworks.http import ErrorTally, UpstreamClient
 from pipeworks.landing import begin_load, finish_load, land_page
 
@@ -47,33 +46,17 @@ class FetchCheckpoint:
     failed_attempts: int = 0
 
 
-def _carry_over(previous: dict[str, object] | None, attempt: int) -> FetchCheckpoint:
-    checkpoint = FetchCheckpoint()
-    tally = ErrorTally()
-    if previous:
-        raw_errors = previous.get("errors")
-        if isinstance(raw_errors, dict):
-            tally.merge({str(k): int(v) for k, v in raw_errors.items()})
-        failed = previous.get("failed_attempts")
-        checkpoint.failed_attempts = failed if isinstance(failed, int) else 0
-    # Attempts that failed without telling us why lost their worker.
-    lost = attempt - 1 - checkpoint.failed_attempts
-    if lost > 0:
-        tally.add(ErrorCategory.SYSTEM, lost)
-        checkpoint.failed_attempts += lost
-    checkpoint.errors = tally.counts
-    return checkpoint
-
-
 async def land_stream(
     pool: asyncpg.Pool, client: UpstreamClient, request: StreamRequest
 ) -> LandedStream:
-    checkpoint = _carry_over(previous_details(), activity.info().attempt)
-    tally = ErrorTally(dict(checkpoint.errors))
+    errors, failed_attempts = carried_errors()
+    checkpoint = FetchCheckpoint(errors=errors, failed_attempts=failed_attempts)
+    tally = ErrorTally(dict(errors))
     async with Heartbeater(checkpoint) as heartbeater:
         try:
             return await _land(pool, client, request, checkpoint, tally, heartbeater)
         except PipelineError as err:
+            # The HTTP client tallied what it retried (transient) or gave up on (data).
             if err.category in (ErrorCategory.PERMANENT, ErrorCategory.SYSTEM):
                 tally.add(err.category)
             checkpoint.errors = tally.counts

@@ -245,7 +245,6 @@ class AccountSyncWorkflow(PipelineWorkflow):
             "sports_fetch_stream", request, LandedStream, summary=summary,
             start_to_close=timedelta(hours=2),
             heartbeat_timeout=timedelta(seconds=self._request.heartbeat_timeout_seconds))
-        self.progress.count_errors(landed.errors)
         return landed
 
     async def _stage(self, request: StageRequest, summary: str) -> StageOutcome:

@@ -93,11 +93,15 @@ class PipelineWorkflow:
                 name, arg, result_type=result_type, start_to_close_timeout=start_to_close,
                 heartbeat_timeout=heartbeat_timeout, retry_policy=retry_policy,
                 summary=summary, cancellation_type=cancellation)
-            return result
         except Exception as err:
             if not self.is_cancellation(err):
                 self.count_failure(err)
             raise
+        # What the activity's attempts ran into before succeeding counts too.
+        absorbed = getattr(result, "errors", None)
+        if isinstance(absorbed, dict):
+            self.progress.count_errors(absorbed)
+        return result
 
     async def guard(self, work: Coroutine[Any, Any, T], deadline_seconds: float | None) -> T:
         """Runs `work` so that a cancel signal or the deadline can stop it."""

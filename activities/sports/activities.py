@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from temporalio import activity
@@ -11,7 +11,7 @@ from activities.sports import paths
 from activities.sports.stagers import CompetitionStager, GameStager, TeamStager
 from pipeworks.activity_errors import categorized_errors
 from pipeworks.errors import DataError, PermanentError
-from pipeworks.heartbeat import Heartbeater
+from pipeworks.heartbeat import Heartbeater, carried_errors
 from pipeworks.http import ErrorTally, UpstreamClient
 from pipeworks.staging import StageOutcome, Stager, stage_load
 from pipeworks.streams import LandedStream, StreamRequest, land_stream
@@ -24,6 +24,7 @@ class OrgRef:
     name: str
     association_id: str        # whose rows this sync may write: the lease key
     account_id: int | None = None
+    errors: dict[str, int] = field(default_factory=dict)  # absorbed by retries
 
 
 @dataclass
@@ -31,6 +32,7 @@ class OrgRequest:
     kind: str
     org_id: str
     account_id: int | None = None
+    errors: dict[str, int] = field(default_factory=dict)  # absorbed by retries
 
 
 @dataclass
@@ -58,7 +60,7 @@ class SportsActivities:
                 "SELECT kind, org_id FROM sports.accounts WHERE id = $1", account_id)
             if row is None:
                 raise PermanentError(f"account {account_id} is not in sports.accounts")
-            return OrgRequest(row["kind"], row["org_id"], account_id)
+            return OrgRequest(row["kind"], row["org_id"], account_id, carried_errors()[0])
 
     @activity.defn(name="sports_list_accounts")
     async def list_accounts(self, kind: str) -> list[int]:
@@ -71,8 +73,10 @@ class SportsActivities:
     async def resolve_org(self, request: OrgRequest) -> OrgRef:
         """Checks the organisation exists upstream and finds its association."""
         with categorized_errors():
+            tally = ErrorTally()
+            tally.merge(carried_errors()[0])
             entity = await self._upstream.get_object(
-                paths.organisation(request.kind, request.org_id), ErrorTally())
+                paths.organisation(request.kind, request.org_id), tally)
             name = entity.get("name")
             if request.kind == "club":
                 association_id = entity.get("association_id")
@@ -81,7 +85,7 @@ class SportsActivities:
             else:
                 association_id = request.org_id
             return OrgRef(request.kind, request.org_id, name if isinstance(name, str) else "",
-                          association_id, request.account_id)
+                          association_id, request.account_id, tally.counts)
 
     @activity.defn(name="sports_fetch_stream")
     async def fetch_stream(self, request: StreamRequest) -> LandedStream:
@@ -101,8 +105,10 @@ class SportsActivities:
             stager = GameStager(request.competition_id, request.club_id)
         with categorized_errors():
             async with Heartbeater(), self._pool.acquire() as conn:
-                return await stage_load(
+                outcome = await stage_load(
                     conn, stager, load_id=request.load_id, run_id=request.run_id,
                     scope=request.scope, lock_key=f"sports:{request.scope}",
                     full_sync=request.full_sync, keep_pages=self._keep_landed_pages,
                     return_keys=request.entity == "competitions")
+        outcome.errors = carried_errors()[0]
+        return outcome

@@ -1,0 +1,70 @@
+"""Long waits on the time-skipping test server: retry backoff, Retry-After and the
+run deadline pass in virtual time, so these tests wait for logic, not the clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from devstack.temporal import test_server_path
+from devstack.upstream.server import UpstreamServer
+from pipeworks.db import Connection
+from pipeworks.settings import Settings
+from tests.helpers import assert_tables_equal, checksums, expected_association, start_sync
+from workers.worker import build_worker, worker_resources
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_path())
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def skipping_worker(skipping_env: WorkflowEnvironment, settings: Settings, db: Connection
+                          ) -> AsyncIterator[Settings]:
+    async with (worker_resources(settings, skipping_env.client) as resources,
+                build_worker(settings, resources)):
+        yield settings
+
+
+async def test_retry_after_longer_than_an_activity_waits_is_honoured_by_temporal(
+    skipping_env: WorkflowEnvironment, skipping_worker: Settings, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    # Three 429s asking for 90 s each: too long to sleep inside an activity, so the
+    # activity fails as transient and Temporal retries it after the delay.
+    upstream.faults.set(fail_next=3, fail_next_status=429, retry_after_s=90)
+    handle = await start_sync(skipping_env.client, skipping_worker, org_kind="association",
+                              org_id="A1")
+    result = await handle.result()
+    assert result["status"] == "completed", result
+    assert result["errors"]["transient"] >= 3
+    await assert_tables_equal(db, expected_association(upstream.dataset, "A1"))
+
+
+async def test_run_deadline_during_retry_backoff_fails_and_rolls_back(
+    skipping_env: WorkflowEnvironment, skipping_worker: Settings, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    first = upstream.dataset.expected_competitions("A1")[0]["id"]
+    upstream.faults.set(path_status={f"/v1/competitions/{first}/games": 503})
+    before = await checksums(db)
+    handle = await start_sync(skipping_env.client, skipping_worker, org_kind="association",
+                              org_id="A1", deadline_seconds=45)
+    try:
+        await handle.result()
+        raise AssertionError("the deadline should have ended the run")
+    except WorkflowFailureError as err:
+        assert isinstance(err.cause, ApplicationError)
+        assert "deadline" in err.cause.message, err.cause.message
+    progress = await handle.query("progress")
+    assert progress["status"] == "failed" and progress["rolled_back"] is True
+    assert progress["errors"]["system"] >= 1  # the deadline itself
+    assert await checksums(db) == before
