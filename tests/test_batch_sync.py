@@ -1,0 +1,96 @@
+"""BatchSyncWorkflow: one AccountSyncWorkflow child per account, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from devstack.upstream.server import UpstreamServer
+from pipeworks.db import Connection
+from pipeworks.settings import Settings
+from starters.client import run_options
+from tests.helpers import SPORTS_TABLES, assert_tables_equal, checksums, expected_association
+
+
+async def add_accounts(db: Connection, upstream: UpstreamServer) -> str:
+    club = next(c for c in sorted(upstream.dataset.clubs)
+                if upstream.dataset.clubs[c].association_id == "A2"
+                and upstream.dataset.expected_club_competitions(c))
+    await db.executemany(
+        "INSERT INTO sports.accounts (id, kind, org_id, name) VALUES ($1, $2, $3, $4)",
+        [(1, "association", "A1", "Åssociation One"), (2, "association", "A2", "Two"),
+         (10, "club", club, "A club")])
+    return club
+
+
+async def start_batch(env: WorkflowEnvironment, settings: Settings, **fields: Any) -> Any:
+    return await env.client.start_workflow(
+        "BatchSyncWorkflow", {**run_options(settings), **fields},
+        id=f"sports-sync-batch-{fields.get('kind')}-{uuid.uuid4().hex[:6]}",
+        task_queue=settings.task_queue)
+
+
+async def test_batch_syncs_every_matching_account(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    await add_accounts(db, upstream)
+    handle = await start_batch(temporal_env, settings, kind="association", max_concurrent=2)
+    result = await handle.result()
+    assert result["status"] == "completed", result
+    [stage] = result["stages"]
+    assert stage["name"] == "accounts" and stage["total"] == stage["done"] == 2
+    expected = expected_association(upstream.dataset, "A1")
+    for table, rows in expected_association(upstream.dataset, "A2").items():
+        expected[table] |= rows
+    await assert_tables_equal(db, expected)
+    assert result["records"]["staged"] == sum(len(r) for r in expected.values())
+    children = await db.fetch(
+        "SELECT workflow_id, status FROM pipeline.runs WHERE pipeline = 'sports_sync'")
+    assert sorted(r["workflow_id"] for r in children) == [
+        "sports-sync-account-1", "sports-sync-account-2"]
+
+
+async def test_batch_counts_a_failed_account_and_goes_on(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    await add_accounts(db, upstream)
+    upstream.faults.set(path_status={"/v1/associations/A2": 404})
+    result = await (await start_batch(temporal_env, settings, kind="all")).result()
+    assert result["status"] == "completed_with_errors", result
+    stage = result["stages"][0]
+    assert (stage["total"], stage["done"], stage["failed"]) == (3, 2, 1)
+    assert result["errors"]["permanent"] >= 1
+
+
+async def test_cancelled_batch_undoes_finished_and_running_children(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    await add_accounts(db, upstream)
+    before = await checksums(db)
+    upstream.faults.set(latency_ms=30)
+    handle = await start_batch(temporal_env, settings, kind="all", max_concurrent=1,
+                               page_size=4)
+    deadline = asyncio.get_running_loop().time() + 60
+    while (await handle.query("progress"))["stages"][0]["done"] < 1:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    await handle.signal("cancel", {"reason": "batch stop"})
+    try:
+        await handle.result()
+        raise AssertionError("the batch should have been cancelled")
+    except WorkflowFailureError as err:
+        assert isinstance(err.cause, ApplicationError) and err.cause.type == "Cancelled"
+    progress = await handle.query("progress")
+    assert progress["status"] == "cancelled" and progress["rolled_back"] is True
+    after = await checksums(db)
+    for table in SPORTS_TABLES:
+        assert after[table] == before[table], table
