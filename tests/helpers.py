@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from devstack.upstream.dataset import Dataset
 from pipeworks.db import Connection
@@ -92,3 +92,13 @@ async def start_sync(client: Client, settings: Settings, **fields: Any
     return await client.start_workflow(
         "AccountSyncWorkflow", payload, id=f"sports-sync-{target}-{uuid.uuid4().hex[:6]}",
         task_queue=settings.task_queue)
+
+
+async def failure_of(handle: WorkflowHandle[Any, Any]) -> BaseException:
+    """The cause of a run that must not succeed."""
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as err:
+        assert err.cause is not None
+        return err.cause
+    raise AssertionError(f"the run should not have succeeded: {result}")

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -19,6 +19,7 @@ from tests.helpers import (
     checksums,
     db_rows,
     expected_association,
+    failure_of,
     start_sync,
 )
 
@@ -179,12 +180,9 @@ async def test_permanent_failure_rolls_back_every_change(
 
     handle = await start_sync(temporal_env.client, settings, org_kind="association",
                               org_id="A1", competition_concurrency=1)
-    try:
-        await handle.result()
-        raise AssertionError("the run should have failed")
-    except WorkflowFailureError as err:
-        assert isinstance(err.cause, ApplicationError)
-        assert err.cause.type == "PermanentError", (err.cause.message, err.cause.details)
+    cause = await failure_of(handle)
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "PermanentError", (cause.message, cause.details)
     progress = await handle.query("progress")
     assert progress["status"] == "failed" and progress["rolled_back"] is True
     assert progress["errors"]["permanent"] >= 1
@@ -240,11 +238,8 @@ async def test_cancel_signal_mid_run_restores_the_tables(
                               org_id="A1", page_size=3, competition_concurrency=1)
     await wait_for(handle, lambda p: p["stages"][2]["done"] >= 1)
     await handle.signal("cancel", {"reason": "test says stop"})
-    try:
-        await handle.result()
-        raise AssertionError("the run should have been cancelled")
-    except WorkflowFailureError as err:
-        assert isinstance(err.cause, ApplicationError) and err.cause.type == "Cancelled"
+    cause = await failure_of(handle)
+    assert isinstance(cause, ApplicationError) and cause.type == "Cancelled"
     progress = await handle.query("progress")
     assert progress["status"] == "cancelled" and progress["rolled_back"] is True
     assert "test says stop" in progress["message"]
@@ -262,11 +257,8 @@ async def test_temporal_cancel_request_compensates_too(
                               org_id="A1", page_size=3, competition_concurrency=2)
     await wait_for(handle, lambda p: p["stages"][1]["done"] >= 1)
     await handle.cancel()
-    try:
-        await handle.result()
-        raise AssertionError("the run should have been cancelled")
-    except WorkflowFailureError as err:
-        assert isinstance(err.cause, CancelledError)
+    cause = await failure_of(handle)
+    assert isinstance(cause, CancelledError)
     described = await handle.describe()
     assert described.status == WorkflowExecutionStatus.CANCELED
     progress = await handle.query("progress")
@@ -312,13 +304,9 @@ async def test_bad_workflow_input_fails_the_run_with_a_clear_message(
         handle = await temporal_env.client.start_workflow(
             "AccountSyncWorkflow", bad, id=f"bad-input-{uuid.uuid4().hex[:6]}",
             task_queue=settings.task_queue)
-        try:
-            await handle.result()
-            raise AssertionError(f"{bad} should have failed")
-        except WorkflowFailureError as err:
-            assert isinstance(err.cause, ApplicationError)
-            assert err.cause.type == "InvalidInput"
-            assert words in err.cause.message, err.cause.message
+        cause = await failure_of(handle)
+        assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput"
+        assert words in cause.message, cause.message
     assert await db.fetchval("SELECT count(*) FROM pipeline.runs") == 0
 
 
@@ -326,12 +314,9 @@ async def test_unknown_account_fails_as_permanent(
     temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
 ) -> None:
     handle = await start_sync(temporal_env.client, settings, account_id=4242)
-    try:
-        await handle.result()
-        raise AssertionError("should fail")
-    except WorkflowFailureError as err:
-        assert isinstance(err.cause, ApplicationError) and err.cause.type == "PermanentError"
-        assert "4242" in err.cause.message
+    cause = await failure_of(handle)
+    assert isinstance(cause, ApplicationError) and cause.type == "PermanentError"
+    assert "4242" in cause.message
     progress = await handle.query("progress")
     assert progress["status"] == "failed" and progress["errors"]["permanent"] == 1
 
