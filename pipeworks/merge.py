@@ -7,7 +7,7 @@ Only a run's first change to a row is recorded: that image is the pre-run state.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,12 +52,15 @@ async def merge_rows(
     *,
     run_id: str,
     scope: str,
+    scope_per_row: bool = False,
     delete_where: str | None = None,
     delete_args: Sequence[Any] = (),
+    listed_keys: Collection[str] = (),
 ) -> MergeCounts:
     """Upsert `rows` (unique by key) and, with `delete_where`, delete the rows in that
-    scope that `rows` no longer hold. `delete_where` is a predicate on alias `t`
-    whose parameters start at $3. Must run inside a transaction."""
+    scope whose keys the upstream no longer lists (`listed_keys`, a superset of the
+    rows' keys). `delete_where` is a predicate on alias `t` whose parameters start
+    at $3. Must run inside a transaction."""
     staging = spec.staging_name
     cols = ", ".join(spec.columns)
     await conn.execute(
@@ -68,17 +71,19 @@ async def merge_rows(
     await conn.copy_records_to_table(staging, records=rows, columns=list(spec.columns))
     await conn.execute(f"ANALYZE {staging}")
     differs = f"{_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('i', spec.compared)}"
+    scope_args = () if scope_per_row else (scope,)
+    row_scope = f"i.{spec.key}" if scope_per_row else "$2"
     await conn.execute(
         f"""
         INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
-        SELECT $1, $2, '{spec.name}', i.{spec.key},
+        SELECT $1, {row_scope}, '{spec.name}', i.{spec.key},
                CASE WHEN t.{spec.key} IS NULL THEN 'insert' ELSE 'update' END,
                CASE WHEN t.{spec.key} IS NULL THEN NULL ELSE to_jsonb(t) END
         FROM {staging} i LEFT JOIN {spec.name} t ON t.{spec.key} = i.{spec.key}
         WHERE t.{spec.key} IS NULL OR {differs}
         ON CONFLICT (run_id, table_name, row_key) DO NOTHING
         """,
-        run_id, scope,
+        run_id, *scope_args,
     )
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.compared)
     written = await conn.fetchrow(
@@ -98,21 +103,24 @@ async def merge_rows(
     counts = MergeCounts(inserted=written["inserted"], updated=written["updated"])
     counts.unchanged = len(rows) - counts.inserted - counts.updated
     if delete_where is not None:
-        counts.deleted = await _delete_missing(
-            conn, spec, staging, run_id, scope, delete_where, delete_args)
+        counts.deleted = await _delete_unlisted(
+            conn, spec, listed_keys, run_id, scope, delete_where, delete_args)
     return counts
 
 
-async def _delete_missing(
-    conn: Connection, spec: TableSpec, staging: str, run_id: str, scope: str,
+async def _delete_unlisted(
+    conn: Connection, spec: TableSpec, listed_keys: Collection[str], run_id: str, scope: str,
     delete_where: str, delete_args: Sequence[Any],
 ) -> int:
+    listed = f"listed_{spec.staging_name}"
+    await conn.execute(f"CREATE TEMP TABLE {listed} (key text PRIMARY KEY) ON COMMIT DROP")
+    await conn.copy_records_to_table(listed, records=[(k,) for k in listed_keys])
     deleted = await conn.fetchval(
         f"""
         WITH gone AS (
             SELECT t.* FROM {spec.name} t
             WHERE ({delete_where})
-              AND NOT EXISTS (SELECT 1 FROM {staging} i WHERE i.{spec.key} = t.{spec.key})
+              AND NOT EXISTS (SELECT 1 FROM {listed} l WHERE l.key = t.{spec.key})
         ), logged AS (
             INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
             SELECT $1, $2, '{spec.name}', g.{spec.key}, 'delete', to_jsonb(g) FROM gone g

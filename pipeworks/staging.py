@@ -30,6 +30,9 @@ class Verdict:
 class Stager(Protocol):
     entity: str
     spec: TableSpec
+    # Log each row's change under its own key (e.g. a competition) instead of the
+    # load's scope, so that undoing one scope restores that row too.
+    scope_per_row: bool
 
     async def prepare(self, conn: Connection) -> None: ...
 
@@ -93,11 +96,18 @@ async def stage_load(
         outcome = StageOutcome(load_id=load_id, entity=stager.entity)
         rows: dict[str, tuple[Any, ...]] = {}
         dead: list[tuple[Any, ...]] = []
+        # Everything the upstream still lists, valid or not: a listed item that is
+        # invalid this time keeps its old row instead of being deleted as gone.
+        listed: set[str] = set()
+        unkeyed_invalid = False
         for page in await landed_bodies(conn, load_id):
             for index, item in enumerate(json.loads(page["body"])["items"]):
                 outcome.fetched += 1
                 verdict = stager.judge(item)
+                if verdict.key is not None:
+                    listed.add(verdict.key)
                 if verdict.invalid_reason is not None:
+                    unkeyed_invalid = unkeyed_invalid or verdict.key is None
                     dead.append((run_id, stager.entity, json.dumps(_sanitize(item)),
                                  verdict.invalid_reason, load_id, page["page_no"], index))
                 elif verdict.row is None:
@@ -116,11 +126,14 @@ async def stage_load(
                 " VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7)"
                 " ON CONFLICT (load_id, page_no, item_index) DO NOTHING",
                 dead)
-        deletion = stager.delete_scope() if full_sync else None
+        # An invalid item without an id could be any row: then nothing counts as gone.
+        deletion = stager.delete_scope() if full_sync and not unkeyed_invalid else None
         counts = await merge_rows(
             conn, stager.spec, list(rows.values()), run_id=run_id, scope=scope,
+            scope_per_row=stager.scope_per_row,
             delete_where=deletion[0] if deletion else None,
             delete_args=deletion[1] if deletion else (),
+            listed_keys=listed,
         )
         outcome.merge = counts.as_dict()
         if return_keys:

@@ -7,11 +7,13 @@ configuration (one line on stderr, no traceback).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
+import traceback
 from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -298,7 +300,8 @@ def _fail(message: str) -> int:
     return 2
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_command(argv: list[str] | None = None) -> int:
+    """Runs one command; returns its exit status (contract: 0, 1, 2; 130 interrupted)."""
     try:
         result = app(args=argv, standalone_mode=False)
     except typer.Exit as done:
@@ -318,8 +321,28 @@ def main(argv: list[str] | None = None) -> int:
     return int(result) if isinstance(result, int) else 0
 
 
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The `pipeworks` program. Ends the process without interpreter finalization: the
+    Temporal client's Rust threads outlive the event loop, and finalizing with them alive
+    can abort the process ("PyGILState_Release", temporalio/sdk-python#300), turning a
+    finished command into exit status 134."""
+    try:
+        code = run_command(argv)
+    except SystemExit as done:  # sys.exit() somewhere below: keep its meaning
+        if done.code is not None and not isinstance(done.code, int):
+            print(done.code, file=sys.stderr)
+        code = done.code if isinstance(done.code, int) else int(done.code is not None)
+    except BaseException:  # a bug: show it as Python would, then stop the same way
+        traceback.print_exc()
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run_command"]

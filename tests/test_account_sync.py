@@ -335,3 +335,52 @@ async def test_club_and_association_syncs_at_once_leave_exact_data(
     results = await asyncio.gather(*(h.result() for h in handles))
     assert [r["status"] for r in results] == ["completed", "completed"]
     await assert_tables_equal(db, expected_association(upstream.dataset, "A1"))
+
+
+async def test_rows_still_listed_but_invalid_this_time_are_kept(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    await sync(temporal_env.client, settings, org_kind="association", org_id="A1")
+    before = await db_rows(db, "sports.games"), await db_rows(db, "sports.teams")
+    competition = competition_ids(upstream)[0]
+    game = upstream.dataset.expected_games(competition)[0]["id"]
+    team = upstream.dataset.expected_teams(competition)[0]["id"]
+    upstream.dataset.inject_invalid(competition, "bad_timestamp", replace_id=game)
+    upstream.dataset.inject_invalid(competition, "wrong_type", resource="teams",
+                                    replace_id=team)
+
+    result = await sync(temporal_env.client, settings, org_kind="association", org_id="A1")
+    assert result["status"] == "completed"
+    assert result["records"]["invalid"] == 2
+    # The old rows stay: listed upstream, only unusable this time. Nothing cascades.
+    assert (await db_rows(db, "sports.games"), await db_rows(db, "sports.teams")) == before
+
+
+async def test_club_mode_deletes_the_games_of_a_removed_club_team(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    club = next(c for c in sorted(upstream.dataset.clubs)
+                if upstream.dataset.clubs[c].association_id == "A1"
+                and upstream.dataset.expected_club_competitions(c))
+    # A second team of the club in one competition, so that removing it leaves the
+    # club in that competition (and the competition in the club's sync).
+    competition = upstream.dataset.expected_club_competitions(club)[0]["id"]
+    reserves = upstream.dataset.add_team(competition, "Reserves", club)
+    opponent = upstream.dataset.expected_teams(competition)[0]["id"]
+    for day in (1, 2):
+        upstream.dataset.add_game(competition, home_team_id=reserves["id"],
+                                  away_team_id=opponent,
+                                  scheduled_at=f"2025-03-0{day}T15:00:00+00:00")
+    await sync(temporal_env.client, settings, org_kind="club", org_id=club)
+    removed_games = upstream.dataset.remove_team(reserves["id"])
+    assert len(removed_games) == 2
+    assert await db.fetchval("SELECT count(*) FROM sports.games WHERE id = ANY($1)",
+                             removed_games) == 2
+
+    result = await sync(temporal_env.client, settings, org_kind="club", org_id=club)
+    assert result["status"] == "completed"
+    await assert_tables_equal(db, expected_association(upstream.dataset, "A1", club_id=club))
+    assert await db.fetchval("SELECT count(*) FROM sports.games WHERE id = ANY($1)",
+                             removed_games) == 0

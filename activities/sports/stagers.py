@@ -31,6 +31,7 @@ def _invalid(item: Any, err: ValidationError) -> Verdict:
 class CompetitionStager:
     entity = "competitions"
     spec = COMPETITIONS
+    scope_per_row = True  # isolating a competition restores its own row too
 
     async def prepare(self, conn: Connection) -> None:
         return None
@@ -51,6 +52,7 @@ class CompetitionStager:
 class TeamStager:
     entity = "teams"
     spec = TEAMS
+    scope_per_row = False
 
     def __init__(self, competition_id: str) -> None:
         self.competition_id = competition_id
@@ -75,6 +77,7 @@ class GameStager:
 
     entity = "games"
     spec = GAMES
+    scope_per_row = False
 
     def __init__(self, competition_id: str, club_id: str | None) -> None:
         self.competition_id = competition_id
@@ -110,7 +113,9 @@ class GameStager:
     def delete_scope(self) -> tuple[str, Sequence[Any]] | None:
         if self.club_id is None:
             return "t.competition_id = $3", (self.competition_id,)
-        # A club sync owns only its teams' games; the rest may be another sync's.
+        # A club sync owns only its teams' games (the rest may be another sync's),
+        # plus games of teams no longer in the competition: nobody can keep those.
         return ("t.competition_id = $3 AND (t.home_team_id = ANY($4::text[])"
-                " OR t.away_team_id = ANY($4::text[]))",
-                (self.competition_id, sorted(self._club_team_ids)))
+                " OR t.away_team_id = ANY($4::text[])"
+                " OR t.home_team_id <> ALL($5::text[]) OR t.away_team_id <> ALL($5::text[]))",
+                (self.competition_id, sorted(self._club_team_ids), sorted(self._team_ids)))
