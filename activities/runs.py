@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from pipeworks import leases
 from pipeworks.activity_errors import categorized_errors
 from pipeworks.errors import PermanentError, SystemFailure, as_application_error, failure_message
 from pipeworks.heartbeat import Heartbeater
+from pipeworks.landing import mark_compensated
 from pipeworks.merge import TableSpec, undo_changes
 
 LEASE_POLL_SECONDS = 1.0
@@ -56,9 +58,12 @@ class UndoResult:
 
 
 class RunActivities:
-    def __init__(self, pool: asyncpg.Pool, temporal: Client | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, temporal: Client | None = None,
+                 undoable: Sequence[TableSpec] = ()) -> None:
         self._pool = pool
         self._temporal = temporal
+        # Table names reach SQL as identifiers: only those of known pipelines may.
+        self._undoable = {spec.name: spec for spec in undoable}
 
     @activity.defn(name="record_run_started")
     async def record_run_started(self, run: RunStarted) -> None:
@@ -108,8 +113,11 @@ class RunActivities:
         try:
             described = await self._temporal.get_workflow_handle(
                 workflow_id, run_id=run_id).describe()
-        except RPCError:
-            return False
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            # Temporal unreachable is no evidence the holder stopped: retry later.
+            raise SystemFailure(f"cannot check lease holder {workflow_id}: {err}") from None
         return described.status == WorkflowExecutionStatus.RUNNING
 
     @activity.defn(name="release_org_lease")
@@ -127,17 +135,28 @@ class RunActivities:
             try:
                 result = await self._temporal.get_workflow_handle(workflow_id).result()
             except WorkflowFailureError as err:
+                cause = err.cause if err.cause is not None else err
                 raise as_application_error(PermanentError(
-                    f"{workflow_id} ended badly: {failure_message(err)}")) from None
+                    f"{workflow_id} ended badly: {failure_message(cause)}")) from None
         return result if isinstance(result, dict) else {}
 
     @activity.defn(name="undo_run_changes")
     async def undo_run_changes(self, request: UndoRequest) -> UndoResult:
-        specs = [TableSpec(name, key, (key,)) for name, key in request.tables]
+        unknown = [name for name, _ in request.tables if name not in self._undoable]
+        if unknown:
+            raise as_application_error(PermanentError(f"cannot undo unknown tables {unknown}"))
+        specs = [self._undoable[name] for name, _ in request.tables]
         with categorized_errors():
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with Heartbeater(), self._pool.acquire() as conn, conn.transaction():
+                await mark_compensated(conn, request.run_id, request.scope)
                 restored = await undo_changes(conn, specs, run_id=request.run_id,
                                               scope=request.scope)
-        activity.logger.info("undid changes of run %s (scope %s): %s",
-                             request.run_id, request.scope or "all", restored)
+                if request.scope is None:
+                    # A finished run undone later (by a cancelled batch) says so.
+                    await conn.execute(
+                        "UPDATE pipeline.runs SET status = 'rolled_back' WHERE run_id = $1"
+                        " AND status IN ('completed', 'completed_with_errors')",
+                        request.run_id)
+        activity.logger.info("undid changes of run %s (scope %s, because %s): %s",
+                             request.run_id, request.scope or "all", request.reason, restored)
         return UndoResult(restored)

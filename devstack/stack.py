@@ -106,7 +106,7 @@ class DevStack:
             report.append(self._start(self.upstream, "demo upstream", self.upstream_url,
                                       port=self.settings.upstream_port))
         else:
-            report.append(Component("demo upstream", "external", self.sports_api_url()))
+            report.append(Component("demo upstream", "external", "PIPEWORKS_SPORTS_API_URL"))
         self._write_state()
         report.append(self._start(self.worker, "worker", f"task queue {self.settings.task_queue}"))
         return report
@@ -160,12 +160,18 @@ class DevStack:
             raise DevStackError("the worker exited or did not poll its task queue in time")
 
     def _write_state(self) -> None:
-        state = {"database_url": self.database_url(), "sports_api_url": self.sports_api_url(),
-                 "temporal_address": self.settings.temporal_address,
+        """Addresses of what the stack runs itself; external ones stay in the user's
+        environment (their DSN may carry a password)."""
+        state = {"temporal_address": self.settings.temporal_address,
                  "web_ui": self.settings.temporal_ui_url}
+        if self.embedded_postgres:
+            state["database_url"] = self.postgres.dsn
+        if self.embedded_upstream:
+            state["sports_api_url"] = self.upstream_url
         path = self.home / STACK_STATE_FILE
-        path.write_text(json.dumps(state, indent=2))
-        os.chmod(path, 0o600)  # the DSN may carry a password
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as state_file:
+            json.dump(state, state_file, indent=2)
 
     def down(self) -> list[Component]:
         report = [Component("worker", "stopped" if self.worker.stop(
@@ -200,7 +206,7 @@ class DevStack:
             report.append(Component("demo upstream", state(self.upstream.running_pid()),
                                     self.upstream_url))
         else:
-            report.append(Component("demo upstream", "external", self.sports_api_url()))
+            report.append(Component("demo upstream", "external", "PIPEWORKS_SPORTS_API_URL"))
         report.append(Component("worker", state(self.worker.running_pid()),
                                 f"task queue {self.settings.task_queue}, log "
                                 f"{self.worker.log_path}"))

@@ -73,11 +73,12 @@ def carried_errors() -> tuple[dict[str, int], int]:
 
 
 def record_failure(category: ErrorCategory, errors: dict[str, int], failed_attempts: int,
-                   **details: Any) -> dict[str, int]:
+                   *, already_counted: bool = False, **details: Any) -> dict[str, int]:
     """Heartbeat the tally before the attempt fails, so the next attempt (and the
     workflow, through the final error's details) knows what happened."""
     errors = dict(errors)
-    errors[category.value] = errors.get(category.value, 0) + 1
+    if not already_counted:
+        errors[category.value] = errors.get(category.value, 0) + 1
     activity.heartbeat({**details, "errors": errors, "failed_attempts": failed_attempts + 1})
     return errors
 

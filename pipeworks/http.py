@@ -20,8 +20,8 @@ import httpx
 
 from pipeworks.errors import DataError, ErrorCategory, PermanentError, TransientError
 
-# A Retry-After longer than this is not slept through inside an activity: the
-# activity fails and Temporal schedules the retry after the delay instead.
+# Waits beyond this budget (per request) are not slept through inside an activity:
+# the activity fails as transient and Temporal schedules the retry after the delay.
 MAX_IN_PROCESS_WAIT_SECONDS = 30.0
 MALFORMED_ATTEMPTS = 3
 
@@ -150,6 +150,7 @@ class UpstreamClient:
         """Retried in-process for transient trouble and malformed bodies."""
         malformed = 0
         attempt = 0
+        waited = 0.0
         while True:
             attempt += 1
             try:
@@ -157,8 +158,10 @@ class UpstreamClient:
             except TransientError as err:
                 tally.add(ErrorCategory.TRANSIENT)
                 wait = err.retry_after if err.retry_after is not None else self._backoff(attempt)
-                if attempt >= self._max_attempts or wait > MAX_IN_PROCESS_WAIT_SECONDS:
+                if (attempt >= self._max_attempts
+                        or waited + wait > MAX_IN_PROCESS_WAIT_SECONDS):
                     raise
+                waited += wait
                 await sleep(wait)
             except ValueError as err:
                 malformed += 1
@@ -174,7 +177,11 @@ class UpstreamClient:
             response = await self._http.get(path, params=dict(params))
         except httpx.TimeoutException:
             raise TransientError(f"GET {path}: timed out") from None
-        except httpx.TransportError as err:
+        except httpx.TooManyRedirects:
+            raise PermanentError(f"GET {path}: too many redirects") from None
+        except httpx.DecodingError as err:
+            raise ValueError(f"undecodable body: {err}") from None  # malformed: retried, then data
+        except httpx.HTTPError as err:
             raise TransientError(f"GET {path}: {type(err).__name__}") from None
         status = response.status_code
         if status < 300:

@@ -99,3 +99,14 @@ async def landed_bodies(conn: Connection, load_id: str) -> Sequence[asyncpg.Reco
 
 async def drop_landed_pages(conn: Connection, load_id: str) -> None:
     await conn.execute("DELETE FROM pipeline.landed_pages WHERE load_id = $1", load_id)
+
+
+async def mark_compensated(conn: Connection, run_id: str, scope: str | None) -> None:
+    """Blocks until a stage holding one of these loads commits; later ones refuse."""
+    if scope is None:
+        await conn.execute(
+            "UPDATE pipeline.loads SET status = 'compensated' WHERE run_id = $1", run_id)
+    else:
+        await conn.execute(
+            "UPDATE pipeline.loads SET status = 'compensated' WHERE run_id = $1 AND scope = $2",
+            run_id, scope)

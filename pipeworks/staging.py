@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from pipeworks.db import Connection
-from pipeworks.errors import SystemFailure
+from pipeworks.errors import PermanentError, SystemFailure
 from pipeworks.landing import drop_landed_pages, landed_bodies
 from pipeworks.merge import MergeCounts, TableSpec, merge_rows
 
@@ -89,6 +89,8 @@ async def stage_load(
             load_id)
         if load is None or load["status"] == "fetching":
             raise SystemFailure(f"load {load_id} is not landed yet")
+        if load["status"] == "compensated":
+            raise PermanentError(f"load {load_id} belongs to undone changes: not staging it")
         if load["status"] == "staged":
             return StageOutcome(**load["stage_result"])
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from pipeworks.errors import DataError, ErrorCategory, PipelineError, as_application_error
+from pipeworks.activity_errors import as_pipeline_error
+from pipeworks.errors import DataError, ErrorCategory, as_application_error
 from pipeworks.heartbeat import Heartbeater, carried_errors
 from pipeworks.http import ErrorTally, UpstreamClient
 from pipeworks.landing import begin_load, finish_load, land_page
@@ -55,7 +56,10 @@ async def land_stream(
     async with Heartbeater(checkpoint) as heartbeater:
         try:
             return await _land(pool, client, request, checkpoint, tally, heartbeater)
-        except PipelineError as err:
+        except Exception as raised:
+            err = as_pipeline_error(raised)
+            if err is None:
+                raise
             # The HTTP client tallied what it retried (transient) or gave up on (data).
             if err.category in (ErrorCategory.PERMANENT, ErrorCategory.SYSTEM):
                 tally.add(err.category)

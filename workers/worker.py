@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from temporalio.client import Client
@@ -17,10 +18,11 @@ from temporalio.worker import Worker
 
 from activities.runs import RunActivities
 from activities.sports.activities import SportsActivities
+from activities.sports.stagers import UNDO_ORDER
 from pipeworks.db import create_pool, migrate
 from pipeworks.http import UpstreamClient
 from pipeworks.logging import get_logger
-from pipeworks.settings import Settings
+from pipeworks.settings import ConfigError, Settings
 from workflows.account_sync import AccountSyncWorkflow
 from workflows.batch_sync import BatchSyncWorkflow
 
@@ -35,7 +37,7 @@ class WorkerResources:
     temporal: Client
 
     def activities(self, settings: Settings) -> list[Any]:
-        runs = RunActivities(self.pool, self.temporal)
+        runs = RunActivities(self.pool, self.temporal, undoable=UNDO_ORDER)
         sports = SportsActivities(self.pool, self.upstream,
                                   keep_landed_pages=settings.keep_landed_pages)
         return [
@@ -47,14 +49,26 @@ class WorkerResources:
 
 
 async def connect_temporal(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    try:
+        return await Client.connect(settings.temporal_address,
+                                    namespace=settings.temporal_namespace)
+    except RuntimeError as err:
+        raise ConfigError(f"cannot reach Temporal at {settings.temporal_address} "
+                          f"(PIPEWORKS_TEMPORAL_ADDRESS): {err}") from None
 
 
 @asynccontextmanager
 async def worker_resources(settings: Settings, temporal: Client | None = None
                            ) -> AsyncIterator[WorkerResources]:
     """Pool, HTTP client and Temporal client, opened once and closed on exit."""
-    pool = await create_pool(settings.resolved_database_url(), max_size=settings.db_pool_size)
+    dsn = settings.resolved_database_url()
+    try:
+        pool = await create_pool(dsn, max_size=settings.db_pool_size)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        where = urlsplit(dsn)
+        raise ConfigError(
+            f"cannot connect to Postgres at {where.hostname}:{where.port or 5432} "
+            f"(PIPEWORKS_DATABASE_URL): {type(err).__name__}") from None
     upstream = UpstreamClient(
         settings.resolved_sports_api_url(),
         token=settings.sports_api_token.get_secret_value() if settings.sports_api_token else None,

@@ -51,6 +51,8 @@ class AccountSyncWorkflow(PipelineWorkflow):
         self._merge_totals = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0}
         self._isolated: list[str] = []
         self._request: AccountSyncInput | None = None
+        self._lease: LeaseRequest | None = None
+        self._stages_done: dict[str, set[str]] = {}  # competition -> entities staged
 
     @workflow.run
     async def run(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -61,29 +63,32 @@ class AccountSyncWorkflow(PipelineWorkflow):
         self._request = request
         self.progress.status = "running"
         self.note("starting")
-        await self.record_started(request.model_dump(mode="json", exclude_none=True))
 
         failure: BaseException | None = None
-        lease: LeaseRequest | None = None
         try:
-            org = await self._resolve_org(request)
-            lease = await self._acquire_lease(org)
-            await self.guard(self._sync(request, org), request.deadline_seconds)
-        except BaseException as err:
+            await self.record_started(request.model_dump(mode="json", exclude_none=True))
+            await self.guard(self._execute(request), request.deadline_seconds)
+        except (Exception, asyncio.CancelledError) as err:
             failure = err.cause if isinstance(err, CompetitionFailed) else err
-            await self._end_badly(err, undo=lease is not None)
+            await self._end_badly(err)
         else:
             self.progress.status = "completed_with_errors" if self._isolated else "completed"
             self.note(self._summary())
         finally:
-            if lease is not None:
-                held = lease
+            if self._lease is not None:
+                lease = self._lease  # releasing is idempotent, also if never acquired
                 await self.shielded(lambda: workflow.execute_activity(
-                    "release_org_lease", held, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                    "release_org_lease", lease, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
                     retry_policy=PERSISTENT_RETRY, summary="release organisation lease"))
             await self.record_finished({"merge": self._merge_totals,
                                         "isolated_competitions": self._isolated})
         return self.final_outcome(failure)
+
+    async def _execute(self, request: AccountSyncInput) -> None:
+        """Everything a cancel signal or the deadline may interrupt, lease wait included."""
+        org = await self._resolve_org(request)
+        await self._acquire_lease(org)
+        await self._sync(request, org)
 
     # -- steps ---------------------------------------------------------------
 
@@ -100,17 +105,17 @@ class AccountSyncWorkflow(PipelineWorkflow):
             summary=f"check {org_request.kind} {org_request.org_id} upstream")
         return org
 
-    async def _acquire_lease(self, org: OrgRef) -> LeaseRequest:
+    async def _acquire_lease(self, org: OrgRef) -> None:
         info = workflow.info()
         lease = LeaseRequest(f"sports:association:{org.association_id}", info.workflow_id,
                              info.run_id)
+        self._lease = lease
         self.note(f"waiting for other runs on association {org.association_id} to finish")
         await workflow.execute_activity(
             "acquire_org_lease", lease,
             start_to_close_timeout=timedelta(hours=24), heartbeat_timeout=timedelta(seconds=30),
             retry_policy=PERSISTENT_RETRY, summary=f"lease association {org.association_id}",
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
-        return lease
 
     async def _sync(self, request: AccountSyncInput, org: OrgRef) -> None:
         competition_ids = await self._competitions(request, org)
@@ -194,16 +199,23 @@ class AccountSyncWorkflow(PipelineWorkflow):
                 f"stage {entity} of competition {competition_id}")
             self._count_stage(entity, outcome)
             stage.done += 1
+            self._stages_done.setdefault(competition_id, set()).add(entity)
             self.note()
 
     async def _isolate(self, failed: CompetitionFailed) -> None:
+        staged = self._stages_done.get(failed.competition_id, set())
         for name in ("teams", "games"):
-            self.progress.stage(name).failed += 1
+            stage = self.progress.stage(name)
+            if name in staged:  # done, but undone with the rest of the competition
+                stage.done -= 1
+            stage.failed += 1
         self._isolated.append(failed.competition_id)
         self.note(f"{failed}; undoing that competition's changes")
         await self._undo(failed.competition_id, str(failed))
 
-    async def _end_badly(self, err: BaseException, *, undo: bool) -> None:
+    async def _end_badly(self, err: BaseException) -> None:
+        # Changes are only made while holding the lease; before it there is nothing to undo.
+        undo = self._lease is not None
         if self.is_cancellation(err):
             self.progress.status = "compensating"
             self.note(f"cancelled ({self._cancel_reason or 'cancel requested'}); undoing changes")
@@ -221,7 +233,8 @@ class AccountSyncWorkflow(PipelineWorkflow):
                 stage.status = "failed" if final == "failed" else "skipped"
         if undo:
             await self._undo(None, reason)
-            self.progress.rolled_back = True
+        # Either undone, or nothing had been changed: the tables are as before the run.
+        self.progress.rolled_back = True
         self.progress.status = final  # type: ignore[assignment]
         self.note(f"{reason}; " + ("changes rolled back" if undo else "nothing was changed"))
 
@@ -229,7 +242,8 @@ class AccountSyncWorkflow(PipelineWorkflow):
         request = UndoRequest(workflow.info().run_id, UNDO_TABLES, scope, reason)
         result: UndoResult = await self.shielded(lambda: workflow.execute_activity(
             "undo_run_changes", request, result_type=UndoResult,
-            start_to_close_timeout=timedelta(minutes=30), retry_policy=PERSISTENT_RETRY,
+            start_to_close_timeout=timedelta(hours=2), heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=PERSISTENT_RETRY,
             summary=f"undo changes of {'competition ' + scope if scope else 'the run'}"))
         return result
 

@@ -111,13 +111,25 @@ class PipelineWorkflow:
         if deadline_seconds is None:
             finished: T = await self._work
             return finished
-        done, _ = await workflow.wait([self._work], timeout=deadline_seconds)
+        try:
+            done, _ = await workflow.wait([self._work], timeout=deadline_seconds)
+        except asyncio.CancelledError:
+            # Waiting does not pass a cancel on to what it waits for: do it here.
+            await self._stop_work()
+            raise
         if not done:
-            self._work.cancel()
-            await workflow.wait([self._work])  # let in-flight activities end first
+            await self._stop_work()
             raise DeadlineExceeded(f"run deadline of {deadline_seconds:g}s exceeded")
         outcome: T = self._work.result()
         return outcome
+
+    async def _stop_work(self) -> None:
+        """Cancel the work and wait until its in-flight activities have ended, so
+        that nothing commits after the compensation that follows."""
+        assert self._work is not None
+        self._work.cancel()
+        work = self._work
+        await self.shielded(lambda: workflow.wait([work]))
 
     def is_cancellation(self, err: BaseException) -> bool:
         return self._cancel_reason is not None or is_cancelled_exception(err)

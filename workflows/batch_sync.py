@@ -18,7 +18,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.runs import UndoRequest, UndoResult
-    from pipeworks.errors import ErrorCategory, failure_message
+    from pipeworks.errors import failure_message
     from pipeworks.progress import RunProgress
     from workflows.account_sync import UNDO_TABLES, AccountSyncWorkflow
     from workflows.base import BOOKKEEPING_TIMEOUT, PERSISTENT_RETRY, PipelineWorkflow
@@ -44,11 +44,11 @@ class BatchSyncWorkflow(PipelineWorkflow):
             raise self.fail_invalid_input(describe_input_error(err)) from None
         self.progress.status = "running"
         self.note("listing accounts")
-        await self.record_started(request.model_dump(mode="json", exclude_none=True))
         failure: BaseException | None = None
         try:
+            await self.record_started(request.model_dump(mode="json", exclude_none=True))
             await self.guard(self._sync_all(request), request.deadline_seconds)
-        except BaseException as err:
+        except (Exception, asyncio.CancelledError) as err:
             failure = err
             await self._end_badly(err)
         else:
@@ -83,19 +83,8 @@ class BatchSyncWorkflow(PipelineWorkflow):
 
     async def _sync_account(self, account_id: int, child_input: dict[str, Any]) -> None:
         stage = self.progress.stage("accounts")
-        workflow_id = f"sports-sync-account-{account_id}"
         try:
-            handle = await workflow.start_child_workflow(
-                AccountSyncWorkflow.run, {"account_id": account_id, **child_input},
-                id=workflow_id, static_summary=f"sync account {account_id}")
-            result: dict[str, Any] = await handle
-            run_id = handle.first_execution_run_id
-        except WorkflowAlreadyStartedError:
-            # An on-demand sync of this account runs already: wait for it instead.
-            result = await self.run_activity(
-                "await_workflow", workflow_id, dict, summary=f"attach to {workflow_id}",
-                start_to_close=timedelta(hours=24), heartbeat_timeout=timedelta(seconds=30))
-            run_id = None
+            result, run_id = await self._run_child(account_id, child_input)
         except (ChildWorkflowError, ActivityError) as err:
             if self.is_cancellation(err):
                 raise
@@ -111,9 +100,24 @@ class BatchSyncWorkflow(PipelineWorkflow):
         stage.records.add(int(records.get("fetched", 0)), int(records.get("staged", 0)),
                           int(records.get("invalid", 0)))
         self.progress.count_errors(result.get("errors", {}))
-        if result.get("status") == "completed_with_errors":
-            self.progress.count_error(ErrorCategory.DATA)
         self.note()
+
+    async def _run_child(self, account_id: int, child_input: dict[str, Any]
+                         ) -> tuple[dict[str, Any], str | None]:
+        """The child's result and run id; attaches to an on-demand sync already running
+        (whose changes are that run's own: a batch cancel does not undo them)."""
+        workflow_id = f"sports-sync-account-{account_id}"
+        try:
+            handle = await workflow.start_child_workflow(
+                AccountSyncWorkflow.run, {"account_id": account_id, **child_input},
+                id=workflow_id, static_summary=f"sync account {account_id}")
+        except WorkflowAlreadyStartedError:
+            attached: dict[str, Any] = await self.run_activity(
+                "await_workflow", workflow_id, dict, summary=f"attach to {workflow_id}",
+                start_to_close=timedelta(hours=24), heartbeat_timeout=timedelta(seconds=30))
+            return attached, None
+        result: dict[str, Any] = await handle
+        return result, handle.first_execution_run_id
 
     async def _end_badly(self, err: BaseException) -> None:
         stage = self.progress.stage("accounts")
@@ -126,7 +130,8 @@ class BatchSyncWorkflow(PipelineWorkflow):
             request = UndoRequest(run_id, UNDO_TABLES, None, reason)
             await self.shielded(lambda r=request: workflow.execute_activity(  # type: ignore[misc]
                 "undo_run_changes", r, result_type=UndoResult,
-                start_to_close_timeout=timedelta(minutes=30), retry_policy=PERSISTENT_RETRY,
+                start_to_close_timeout=timedelta(hours=2), heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=PERSISTENT_RETRY,
                 summary=f"undo account sync run {r.run_id}"))
         stage.status = "skipped" if cancelled else "failed"
         self.progress.rolled_back = True

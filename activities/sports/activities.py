@@ -72,9 +72,9 @@ class SportsActivities:
     @activity.defn(name="sports_resolve_org")
     async def resolve_org(self, request: OrgRequest) -> OrgRef:
         """Checks the organisation exists upstream and finds its association."""
-        with categorized_errors():
-            tally = ErrorTally()
-            tally.merge(carried_errors()[0])
+        tally = ErrorTally()
+        tally.merge(carried_errors()[0])
+        with categorized_errors(tally):
             entity = await self._upstream.get_object(
                 paths.organisation(request.kind, request.org_id), tally)
             name = entity.get("name")
