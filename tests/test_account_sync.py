@@ -384,3 +384,68 @@ async def test_club_mode_deletes_the_games_of_a_removed_club_team(
     await assert_tables_equal(db, expected_association(upstream.dataset, "A1", club_id=club))
     assert await db.fetchval("SELECT count(*) FROM sports.games WHERE id = ANY($1)",
                              removed_games) == 0
+
+
+async def test_temporal_cancel_with_a_deadline_stops_all_work_before_undoing(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    await prepopulate_then_change_upstream(temporal_env.client, settings, upstream)
+    before = await checksums(db)
+    upstream.faults.set(latency_ms=40)
+    handle = await start_sync(temporal_env.client, settings, org_kind="association",
+                              org_id="A1", page_size=3, competition_concurrency=3,
+                              deadline_seconds=600)
+    await wait_for(handle, lambda p: p["stages"][1]["done"] >= 1)
+    await handle.cancel()
+    assert isinstance(await failure_of(handle), CancelledError)
+    run_id = (await handle.describe()).run_id
+    await asyncio.sleep(1.0)  # a stage still running would commit in this time
+    assert await db.fetchval(
+        "SELECT count(*) FROM pipeline.changes WHERE run_id = $1 AND compensated_at IS NULL",
+        run_id) == 0
+    assert await checksums(db) == before
+
+
+async def hold_lease_for(client: Client, db: Connection, association: str) -> Any:
+    """A live run (on a queue nobody polls) holding the association's lease."""
+    holder = await client.start_workflow(
+        "AccountSyncWorkflow", {"org_kind": "association", "org_id": association},
+        id=f"lease-holder-{uuid.uuid4().hex[:6]}", task_queue="nobody-polls-this")
+    await db.execute(
+        "INSERT INTO pipeline.org_leases (org_key, workflow_id, run_id) VALUES ($1, $2, $3)",
+        f"sports:association:{association}", holder.id, holder.result_run_id)
+    return holder
+
+
+async def test_cancel_reaches_a_run_waiting_for_the_lease(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+) -> None:
+    holder = await hold_lease_for(temporal_env.client, db, "A1")
+    try:
+        handle = await start_sync(temporal_env.client, settings, org_kind="association",
+                                  org_id="A1")
+        await wait_for(handle, lambda p: "waiting for other runs" in (p["message"] or ""))
+        await asyncio.sleep(1.5)  # still waiting: the holder is alive
+        assert (await handle.query("progress"))["status"] == "running"
+        await handle.signal("cancel", {"reason": "no time to wait"})
+        cause = await failure_of(handle)
+        assert isinstance(cause, ApplicationError) and cause.type == "Cancelled"
+        progress = await handle.query("progress")
+        assert progress["status"] == "cancelled" and progress["rolled_back"] is True
+        assert await db.fetchval("SELECT workflow_id FROM pipeline.org_leases") == holder.id
+        assert await db.fetchval("SELECT count(*) FROM sports.games") == 0
+    finally:
+        await holder.terminate()
+
+
+async def test_lease_of_a_terminated_holder_is_taken_over(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    holder = await hold_lease_for(temporal_env.client, db, "A1")
+    await holder.terminate()
+    result = await sync(temporal_env.client, settings, org_kind="association", org_id="A1")
+    assert result["status"] == "completed"
+    assert await db.fetchval("SELECT count(*) FROM pipeline.org_leases") == 0
+    await assert_tables_equal(db, expected_association(upstream.dataset, "A1"))

@@ -96,3 +96,47 @@ async def test_cancelled_batch_undoes_finished_and_running_children(
     after = await checksums(db)
     for table in SPORTS_TABLES:
         assert after[table] == before[table], table
+
+
+async def test_batch_attaches_to_an_on_demand_sync_already_running(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    await add_accounts(db, upstream)
+    upstream.faults.set(latency_ms=30)
+    on_demand = await temporal_env.client.start_workflow(
+        "AccountSyncWorkflow", {**run_options(settings), "account_id": 1, "page_size": 4},
+        id="sports-sync-account-1", task_queue=settings.task_queue)
+    batch = await start_batch(temporal_env, settings, kind="association")
+    result = await batch.result()
+    assert result["status"] == "completed", result
+    assert result["stages"][0]["done"] == 2
+    assert (await on_demand.result())["status"] == "completed"
+    query = f"WorkflowId = 'sports-sync-account-1' AND TaskQueue = '{settings.task_queue}'"
+    for _ in range(50):  # visibility lags behind a little
+        executions = [e async for e in temporal_env.client.list_workflows(query)]
+        if executions:
+            break
+        await asyncio.sleep(0.1)
+    assert len(executions) == 1  # attached, not started twice
+
+
+async def test_a_failing_attached_sync_counts_as_one_failed_account(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    await add_accounts(db, upstream)
+    broken = upstream.dataset.expected_competitions("A1")[-1]["id"]
+    upstream.faults.set(latency_ms=30, path_status={f"/v1/competitions/{broken}/games": 404})
+    on_demand = await temporal_env.client.start_workflow(
+        "AccountSyncWorkflow", {**run_options(settings), "account_id": 1, "page_size": 4,
+                                "competition_concurrency": 1},
+        id="sports-sync-account-1", task_queue=settings.task_queue)
+    batch = await start_batch(temporal_env, settings, kind="association")
+    result = await batch.result()
+    assert result["status"] == "completed_with_errors", result
+    stage = result["stages"][0]
+    assert (stage["done"], stage["failed"]) == (1, 1)
+    assert isinstance(await failure_of(on_demand), ApplicationError)
+    # Account 2's sync stays: one failed account does not roll back the others.
+    await assert_tables_equal(db, expected_association(upstream.dataset, "A2"))
