@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlsplit
 
 import asyncpg
+
+from pipeworks.logging import redact
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -15,6 +18,9 @@ if TYPE_CHECKING:
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 else:
     Connection: TypeAlias = Any
+
+# What failing to reach or use a database raises.
+CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 # Serializes concurrent migrators (several workers starting at once).
 _MIGRATION_LOCK_KEY = 0x70697065  # "pipe"
@@ -82,5 +88,9 @@ async def migrate_dsn(dsn: str) -> list[str]:
         await conn.close()
 
 
-def record_to_dict(record: asyncpg.Record) -> dict[str, Any]:
-    return dict(record.items())
+def unreachable(dsn: str, err: BaseException) -> str:
+    """One line naming host and port only: the DSN may hold a password."""
+    parts = urlsplit(dsn)
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    reason = redact(str(err)) or type(err).__name__
+    return f"cannot use Postgres at {where} (PIPEWORKS_DATABASE_URL): {reason}"

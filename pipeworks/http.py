@@ -24,6 +24,7 @@ from pipeworks.errors import DataError, ErrorCategory, PermanentError, Transient
 # the activity fails as transient and Temporal schedules the retry after the delay.
 MAX_IN_PROCESS_WAIT_SECONDS = 30.0
 MALFORMED_ATTEMPTS = 3
+MAX_REASON_CHARS = 300
 
 T = TypeVar("T")
 
@@ -68,7 +69,9 @@ def _describe(response: httpx.Response) -> str:
         body = None
     if isinstance(body, dict) and body.get("error"):
         detail = body.get("detail")
-        return f"{body['error']}" + (f" ({detail})" if detail else "")
+        text = f"{body['error']}" + (f" ({detail})" if detail else "")
+        # It ends up in workflow history and logs: an upstream's essay does not.
+        return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "…"
     return f"HTTP {response.status_code}"
 
 

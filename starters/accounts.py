@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlsplit
 
-import asyncpg
 from rich.table import Table
 
-from pipeworks.db import connect, migrate
-from pipeworks.logging import redact
-from pipeworks.settings import Settings
+from pipeworks.db import CONNECT_ERRORS, Connection, connect, migrate, unreachable
 from starters.client import StarterError
 
 CONNECT_TIMEOUT_SECONDS = 15.0
 
 
-async def _connect(settings: Settings) -> asyncpg.Connection:
-    """A migrated connection, or one line saying which database cannot be reached
-    (host and port only: the DSN may hold a password)."""
-    dsn = settings.resolved_database_url()
+async def _connect(database_url: str) -> Connection:
+    """A migrated connection, or one line saying which database cannot be used."""
     try:
-        conn = await asyncio.wait_for(connect(dsn), CONNECT_TIMEOUT_SECONDS)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-        parts = urlsplit(dsn)
-        where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
-        reason = redact(str(err)) or type(err).__name__
-        raise StarterError(f"cannot use Postgres at {where} (PIPEWORKS_DATABASE_URL): "
-                           f"{reason}") from None
+        conn = await asyncio.wait_for(connect(database_url), CONNECT_TIMEOUT_SECONDS)
+    except CONNECT_ERRORS as err:
+        raise StarterError(unreachable(database_url, err)) from None
     try:
         await migrate(conn)
     except BaseException:
@@ -37,9 +27,9 @@ async def _connect(settings: Settings) -> asyncpg.Connection:
     return conn
 
 
-async def add_account(settings: Settings, account_id: int, kind: str, org_id: str, name: str
+async def add_account(database_url: str, account_id: int, kind: str, org_id: str, name: str
                       ) -> bool:
-    conn = await _connect(settings)
+    conn = await _connect(database_url)
     try:
         inserted = await conn.fetchval(
             """
@@ -54,8 +44,8 @@ async def add_account(settings: Settings, account_id: int, kind: str, org_id: st
         await conn.close()
 
 
-async def list_accounts(settings: Settings) -> list[dict[str, Any]]:
-    conn = await _connect(settings)
+async def list_accounts(database_url: str) -> list[dict[str, Any]]:
+    conn = await _connect(database_url)
     try:
         rows = await conn.fetch("SELECT id, kind, org_id, name FROM sports.accounts ORDER BY id")
         return [dict(r.items()) for r in rows]

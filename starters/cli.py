@@ -246,7 +246,8 @@ def accounts_add(
         raise UsageProblem("--id must be a number >= 0 and --org-id and --name must not be "
                            "empty")
     config = settings()
-    created = run(accounts_cmd.add_account(config, account_id, kind, org_id, name))
+    created = run(accounts_cmd.add_account(
+        config.resolved_database_url(), account_id, kind, org_id, name))
     console.print(f"account {account_id} {'added' if created else 'updated'}: {kind} "
                   f"{org_id} ({name})", highlight=False)
 
@@ -254,7 +255,7 @@ def accounts_add(
 @accounts_app.command("list")
 def accounts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List accounts."""
-    rows = run(accounts_cmd.list_accounts(settings()))
+    rows = run(accounts_cmd.list_accounts(settings().resolved_database_url()))
     if as_json:
         print(json.dumps(rows, ensure_ascii=False))
     else:

@@ -39,10 +39,8 @@ async def seed_demo_accounts(settings: Settings, database_url: str, api_url: str
         for offset, club_id in enumerate(club_ids):
             club = (await http.get(f"/v1/clubs/{club_id}")).json()
             seeded.append((101 + offset, "club", club_id, club["name"]))
-    pinned = settings.model_copy(update={"database_url": None})
-    pinned.__dict__["stack_state"] = {"database_url": database_url}
     for account_id, kind, org_id, name in seeded:
-        await add_account(pinned, account_id, kind, org_id, name)
+        await add_account(database_url, account_id, kind, org_id, name)
     return seeded
 
 

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 from temporalio.client import Client
@@ -19,7 +18,7 @@ from temporalio.worker import Worker
 from activities.runs import RunActivities
 from activities.sports.activities import SportsActivities
 from activities.sports.stagers import UNDO_ORDER
-from pipeworks.db import create_pool, migrate
+from pipeworks.db import CONNECT_ERRORS, create_pool, migrate, unreachable
 from pipeworks.http import UpstreamClient
 from pipeworks.logging import get_logger
 from pipeworks.settings import ConfigError, Settings
@@ -64,11 +63,8 @@ async def worker_resources(settings: Settings, temporal: Client | None = None
     dsn = settings.resolved_database_url()
     try:
         pool = await create_pool(dsn, max_size=settings.db_pool_size)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-        where = urlsplit(dsn)
-        raise ConfigError(
-            f"cannot connect to Postgres at {where.hostname}:{where.port or 5432} "
-            f"(PIPEWORKS_DATABASE_URL): {type(err).__name__}") from None
+    except CONNECT_ERRORS as err:
+        raise ConfigError(unreachable(dsn, err)) from None
     upstream = UpstreamClient(
         settings.resolved_sports_api_url(),
         token=settings.sports_api_token.get_secret_value() if settings.sports_api_token else None,

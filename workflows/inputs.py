@@ -10,9 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -21,15 +19,11 @@ from pydantic import (
     model_validator,
 )
 
+from pipeworks.validation import Timestamp as Rfc3339
+from pipeworks.validation import describe
 
-def _rfc3339_string(value: Any) -> Any:
-    if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 timestamp string, e.g. 2024-05-01T00:00:00Z")
-    return value
-
-
-Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
 OrgId = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+MAX_BIGINT = 2**63 - 1  # sports.accounts.id
 
 
 class RunOptions(BaseModel):
@@ -44,7 +38,7 @@ class RunOptions(BaseModel):
 
 
 class AccountSyncInput(RunOptions):
-    account_id: StrictInt | None = Field(default=None, ge=0)
+    account_id: StrictInt | None = Field(default=None, ge=0, le=MAX_BIGINT)
     org_kind: Literal["association", "club"] | None = None
     org_id: OrgId | None = None
     games_updated_since: Rfc3339 | None = None
@@ -89,8 +83,4 @@ class BatchSyncInput(RunOptions):
 
 
 def describe_input_error(err: ValidationError) -> str:
-    parts = []
-    for problem in err.errors(include_url=False):
-        where = ".".join(str(p) for p in problem["loc"]) or "input"
-        parts.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
-    return "invalid input: " + "; ".join(parts)
+    return "invalid input: " + describe(err)

@@ -7,10 +7,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from activities.sports.models import Competition, Game, Team, describe_errors, key_of
+from activities.sports.models import Competition, Game, Team, key_of
 from pipeworks.db import Connection
 from pipeworks.merge import TableSpec
 from pipeworks.staging import Verdict
+from pipeworks.validation import describe
 
 COMPETITIONS = TableSpec(
     "sports.competitions", "id", ("id", "name", "season", "starts_on", "ends_on", "status"))
@@ -25,7 +26,7 @@ UNDO_ORDER = (GAMES, TEAMS, COMPETITIONS)
 
 
 def _invalid(item: Any, err: ValidationError) -> Verdict:
-    return Verdict(key=key_of(item), invalid_reason=describe_errors(err))
+    return Verdict(key=key_of(item), invalid_reason=describe(err))
 
 
 class CompetitionStager:
