@@ -123,14 +123,7 @@ def sync(
         values["games_updated_since"] = since
     request: AccountSyncInput = _input(AccountSyncInput, values)
 
-    async def go() -> int:
-        client = await runs.connect(config)
-        started = await runs.start_account_sync(client, config, request)
-        _announce(config, started, request.workflow_id, as_json, wait)
-        return await _finish(client, request.workflow_id, wait, as_json,
-                             started.handle.result_run_id)
-
-    raise typer.Exit(run(go()))
+    raise typer.Exit(run(_start_and_follow(config, request, wait, as_json)))
 
 
 @app.command("sync-all")
@@ -148,14 +141,16 @@ def sync_all(
         **runs.run_options(config), "kind": kind, "max_concurrent": max_concurrent,
         "on_failure": on_failure})
 
-    async def go() -> int:
-        client = await runs.connect(config)
-        started = await runs.start_batch_sync(client, config, request)
-        _announce(config, started, request.workflow_id, as_json, wait)
-        return await _finish(client, request.workflow_id, wait, as_json,
-                             started.handle.result_run_id)
+    raise typer.Exit(run(_start_and_follow(config, request, wait, as_json)))
 
-    raise typer.Exit(run(go()))
+
+async def _start_and_follow(config: Settings, request: AccountSyncInput | BatchSyncInput,
+                            wait: bool, as_json: bool) -> int:
+    client = await runs.connect(config)
+    started = await runs.start_run(client, config, request)
+    _announce(config, started, request.workflow_id, as_json, wait)
+    return await _finish(client, request.workflow_id, wait, as_json,
+                         started.handle.result_run_id)
 
 
 def _announce(config: Settings, started: runs.Started, workflow_id: str, as_json: bool,

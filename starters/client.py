@@ -69,17 +69,15 @@ async def start_or_attach(
     return Started(handle, False)
 
 
-async def start_account_sync(client: Client, settings: Settings, request: AccountSyncInput
-                             ) -> Started:
-    payload = request.model_dump(mode="json", exclude_none=True)
-    return await start_or_attach(client, settings, "AccountSyncWorkflow",
-                                 request.workflow_id, payload)
+WORKFLOW_TYPES: dict[type, str] = {
+    AccountSyncInput: "AccountSyncWorkflow", BatchSyncInput: "BatchSyncWorkflow",
+}
 
 
-async def start_batch_sync(client: Client, settings: Settings, request: BatchSyncInput
-                           ) -> Started:
+async def start_run(client: Client, settings: Settings,
+                    request: AccountSyncInput | BatchSyncInput) -> Started:
     payload = request.model_dump(mode="json", exclude_none=True)
-    return await start_or_attach(client, settings, "BatchSyncWorkflow",
+    return await start_or_attach(client, settings, WORKFLOW_TYPES[type(request)],
                                  request.workflow_id, payload)
 
 

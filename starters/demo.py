@@ -79,7 +79,7 @@ def run_demo(settings: Settings, console: Console, *, keep_stack: bool = True) -
 
     async def sync() -> tuple[dict[str, Any], str, float]:
         client = await runs.connect(settings)
-        started = await runs.start_account_sync(client, settings, request)
+        started = await runs.start_run(client, settings, request)
         run_id = started.handle.result_run_id or ""
         console.print(f"syncing account {DEMO_ASSOCIATION_ACCOUNT} "
                       f"({request.workflow_id}, run {run_id})", highlight=False)
