@@ -232,15 +232,26 @@ async def wait_for(handle: Any, predicate: Any, timeout: float = 30.0) -> dict[s
         await asyncio.sleep(0.05)
 
 
+async def slow_sync_over_a_changed_database(
+    client: Client, settings: Settings, upstream: UpstreamServer, db: Connection,
+    **options: Any,
+) -> tuple[Any, dict[str, str]]:
+    """A run with real changes to make, slowed down so it can be caught mid-way;
+    returns it with the tables' checksums from before it."""
+    await prepopulate_then_change_upstream(client, settings, upstream)
+    before = await checksums(db)
+    upstream.faults.set(latency_ms=40)
+    handle = await start_sync(client, settings, org_kind="association", org_id="A1",
+                              page_size=3, **options)
+    return handle, before
+
+
 async def test_cancel_signal_mid_run_restores_the_tables(
     temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
     upstream: UpstreamServer,
 ) -> None:
-    await prepopulate_then_change_upstream(temporal_env.client, settings, upstream)
-    before = await checksums(db)
-    upstream.faults.set(latency_ms=40)
-    handle = await start_sync(temporal_env.client, settings, org_kind="association",
-                              org_id="A1", page_size=3, competition_concurrency=1)
+    handle, before = await slow_sync_over_a_changed_database(
+        temporal_env.client, settings, upstream, db, competition_concurrency=1)
     await wait_for(handle, lambda p: p["stages"][2]["done"] >= 1)
     await handle.signal("cancel", {"reason": "test says stop"})
     cause = await failure_of(handle)
@@ -255,11 +266,8 @@ async def test_temporal_cancel_request_compensates_too(
     temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
     upstream: UpstreamServer,
 ) -> None:
-    await prepopulate_then_change_upstream(temporal_env.client, settings, upstream)
-    before = await checksums(db)
-    upstream.faults.set(latency_ms=40)
-    handle = await start_sync(temporal_env.client, settings, org_kind="association",
-                              org_id="A1", page_size=3, competition_concurrency=2)
+    handle, before = await slow_sync_over_a_changed_database(
+        temporal_env.client, settings, upstream, db, competition_concurrency=2)
     await wait_for(handle, lambda p: p["stages"][1]["done"] >= 1)
     await handle.cancel()
     cause = await failure_of(handle)
@@ -395,12 +403,9 @@ async def test_temporal_cancel_with_a_deadline_stops_all_work_before_undoing(
     temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
     upstream: UpstreamServer,
 ) -> None:
-    await prepopulate_then_change_upstream(temporal_env.client, settings, upstream)
-    before = await checksums(db)
-    upstream.faults.set(latency_ms=40)
-    handle = await start_sync(temporal_env.client, settings, org_kind="association",
-                              org_id="A1", page_size=3, competition_concurrency=3,
-                              deadline_seconds=600)
+    handle, before = await slow_sync_over_a_changed_database(
+        temporal_env.client, settings, upstream, db, competition_concurrency=3,
+        deadline_seconds=600)
     await wait_for(handle, lambda p: p["stages"][1]["done"] >= 1)
     await handle.cancel()
     assert isinstance(await failure_of(handle), CancelledError)
