@@ -52,6 +52,9 @@ class FaultConfig(BaseModel):
     path_status: dict[str, int] = Field(default_factory=dict)
     fail_next: int = Field(default=0, ge=0)
     fail_next_status: int = Field(default=503, ge=400, le=599)
+    # fnmatch patterns of list paths whose pages, fetched with a cursor, name that
+    # same cursor as next_cursor: a pagination loop a client must detect.
+    cursor_loop_paths: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -82,6 +85,10 @@ class FaultDecision:
 
 
 NO_FAULT = FaultDecision()
+
+
+def loops_cursor(config: FaultConfig, path: str) -> bool:
+    return any(fnmatch.fnmatchcase(path, p) for p in config.cursor_loop_paths)
 
 
 class Faults:

@@ -8,7 +8,9 @@ bearer auth, then the endpoint. ``/_admin/`` requests skip all of that.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
+import json
 import logging
 import socket
 import struct
@@ -18,11 +20,12 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import parse_qs
 
 from devstack.upstream import admin, api
 from devstack.upstream.api import JSON_TYPE, Response, error_response
 from devstack.upstream.dataset import Dataset
-from devstack.upstream.faults import FaultConfig, FaultDecision, Faults
+from devstack.upstream.faults import FaultConfig, FaultDecision, Faults, loops_cursor
 from devstack.upstream.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -167,6 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
         response = api.handle(upstream.dataset, path, query)
         if decision.action == "malformed" and response.status == 200:
             return _malformed(response, decision)
+        if response.status == 200 and loops_cursor(upstream.faults.config, path):
+            return _looping(response, query)
         return response
 
     def _read_body(self) -> bytes | None:
@@ -227,6 +232,16 @@ def _fault_response(decision: FaultDecision, path: str) -> Response | None:
         return Response(503, b"", "text/plain")
     name = "not_found" if status == 404 else "internal_error" if status >= 500 else "injected"
     return error_response(status, name, f"injected {action} fault for {path}")
+
+
+def _looping(response: Response, query: str) -> Response:
+    """Point a page fetched with a cursor back at that cursor."""
+    cursor = parse_qs(query).get("cursor", [None])[0]
+    page = json.loads(response.body)
+    if cursor is None or not isinstance(page, dict) or page.get("next_cursor") is None:
+        return response
+    page["next_cursor"] = cursor
+    return dataclasses.replace(response, body=json.dumps(page, ensure_ascii=False).encode())
 
 
 def _malformed(response: Response, decision: FaultDecision) -> Response:
