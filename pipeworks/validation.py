@@ -6,7 +6,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 
 def require_string(value: Any) -> Any:
@@ -30,6 +38,8 @@ def not_blank(value: str) -> str:
 
 
 Text = Annotated[StrictStr, AfterValidator(no_nul)]
+# Postgres `int`: a larger number must dead-letter its item, not fail the whole page.
+Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
 Key = Annotated[StrictStr, AfterValidator(no_nul), AfterValidator(not_blank)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(require_string)]
 Day = Annotated[date, BeforeValidator(require_string)]

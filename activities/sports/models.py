@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictInt
+from pydantic import BaseModel, ConfigDict
 
-from pipeworks.validation import Day, Text, Timestamp
+from pipeworks.validation import Day, Int32, Text, Timestamp
 from pipeworks.validation import Key as Id
 
 
@@ -42,8 +42,8 @@ class Game(Item):
     away_team_id: Id
     venue: Text | None = None
     status: Literal["scheduled", "live", "final", "postponed", "cancelled"]
-    home_score: StrictInt | None = None
-    away_score: StrictInt | None = None
+    home_score: Int32 | None = None
+    away_score: Int32 | None = None
     updated_at: Timestamp
 
 
