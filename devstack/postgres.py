@@ -371,7 +371,9 @@ class EmbeddedPostgres:
         if self.database == SUPERUSER:
             return
         literal = "'" + self.database.replace("'", "''") + "'"
-        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = {literal}", deadline)
+        # psql -c takes no parameters: the name is quoted as a literal above.
+        query = f"SELECT 1 FROM pg_database WHERE datname = {literal}"  # noqa: S608
+        exists = self._psql(query, deadline)
         if exists.strip() == "1":
             return
         ident = '"' + self.database.replace('"', '""') + '"'

@@ -5,20 +5,33 @@ in the same transaction, so `undo_changes` can put the table back exactly.
 Only a run's first change to a row is recorded: that image is the pre-run state.
 """
 
+# ruff: noqa: S608 - queries here format in identifiers checked by TableSpec; values are $n
+
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pipeworks.db import Connection
 
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
 
 @dataclass(frozen=True)
 class TableSpec:
+    """Names that become SQL identifiers. They come from code, never from data, and
+    are checked here, which is why the queries below may format them in."""
+
     name: str                  # schema-qualified, e.g. "sports.games"
     key: str
     columns: tuple[str, ...]   # every column the pipeline writes, key included
+
+    def __post_init__(self) -> None:
+        parts = [*self.name.split("."), self.key, *self.columns]
+        if self.name.count(".") != 1 or not all(_IDENTIFIER.fullmatch(p) for p in parts):
+            raise ValueError(f"not plain SQL identifiers: {self.name} {self.key} {self.columns}")
 
     @property
     def compared(self) -> tuple[str, ...]:

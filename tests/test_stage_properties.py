@@ -115,11 +115,11 @@ async def stage_and_check(dsn: str, batch: list[Any], page_size: int) -> None:
         assert set(stored) == set(staged_last)
         for key, item in staged_last.items():
             assert stored[key] == expected_row(item), (item, stored[key])
-        for page in pages:
-            for item in page:
+        for page_no, page in enumerate(pages):
+            for index, item in enumerate(page):
                 if isinstance(item, dict) and any(
                         isinstance(v, str) and "\x00" in v for v in item.values()):
-                    assert item.get("id") not in stored or staged_last[item["id"]] is not item
+                    assert (page_no, index) in letters, f"NUL staged: {item!r}"
     finally:
         await conn.execute("DELETE FROM sports.games WHERE competition_id = $1", COMPETITION)
         await conn.execute("DELETE FROM pipeline.dead_letters WHERE load_id = $1", load_id)
@@ -128,7 +128,7 @@ async def stage_and_check(dsn: str, batch: list[Any], page_size: int) -> None:
         await conn.close()
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=100, deadline=None, derandomize=True,  # the same examples in CI
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=items, page_size=st.integers(1, 7))
 def test_every_item_is_staged_exactly_or_dead_lettered(
