@@ -77,6 +77,11 @@ def test_dev_up_is_idempotent_and_a_run_survives_down_and_up(
     assert status.returncode == 0 and "not running" not in status.stdout, status.stdout
     running = stack_pids(home)
     assert len(running) >= 4, running  # postgres, temporal, upstream, worker
+    listening = [c for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.pid in running]
+    assert len(listening) >= 4, listening
+    exposed = [c.laddr for c in listening if c.laddr.ip not in ("127.0.0.1", "::1")]
+    assert exposed == [], f"the dev stack must listen on loopback only: {exposed}"
 
     upstream = f"http://127.0.0.1:{stack_env['PIPEWORKS_UPSTREAM_PORT']}"
     httpx.patch(f"{upstream}/_admin/faults", json={"latency_ms": 80}).raise_for_status()
