@@ -128,3 +128,32 @@ async def test_sigterm_drains_in_flight_work_and_exits_zero(
     # Drained activities completed: none failed or timed out because of the shutdown.
     assert result["errors"] == {"transient": 0, "permanent": 0, "data": 0, "system": 0}
     await assert_tables_equal(db, expected_association(upstream.dataset, "A1"))
+
+
+async def test_the_api_token_never_reaches_logs_or_history(
+    temporal_env: WorkflowEnvironment, settings: Settings, db: Connection,
+    upstream: UpstreamServer, tmp_path: Path,
+) -> None:
+    token = "tok-" + "s3cr3t" * 4
+    upstream.token = token
+    competition = upstream.dataset.expected_competitions("A1")[-1]["id"]
+    upstream.faults.set(path_status={f"/v1/competitions/{competition}/games": 404})
+    log = tmp_path / "worker.log"
+    env = {"PIPEWORKS_SPORTS_API_TOKEN": token, "PIPEWORKS_LOG_LEVEL": "debug"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "starters.cli", "worker", env={**worker_env(settings), **env},
+        stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT)
+    try:
+        handle = await start_sync(temporal_env.client, settings, org_kind="association",
+                                  org_id="A1")
+        progress = await wait_for(handle, lambda p: p["status"] in ("failed", "completed"))
+        history = await handle.fetch_history()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), timeout=30)
+    assert progress["status"] == "failed"  # authorised: it got as far as the 404
+    assert progress["records"]["fetched"] > 0
+    text = log.read_text()
+    assert "worker started" in text
+    assert token not in text
+    assert token not in history.to_json()
