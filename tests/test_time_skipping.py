@@ -70,3 +70,41 @@ async def test_run_deadline_during_retry_backoff_fails_and_rolls_back(
     assert progress["status"] == "failed" and progress["rolled_back"] is True
     assert progress["errors"]["system"] >= 1  # the deadline itself
     assert await checksums(db) == before
+
+
+async def test_an_outage_longer_than_the_retry_budget_pauses_and_resumes(
+    skipping_env: WorkflowEnvironment, skipping_worker: Settings, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    # 30 failures: more than one fetch activity's whole budget (8 attempts x 3 requests).
+    first = upstream.dataset.expected_competitions("A1")[0]["id"]
+    upstream.faults.set(path_status={f"/v1/competitions/{first}/games": 503},
+                        path_fail_count=30)
+    handle = await start_sync(skipping_env.client, skipping_worker, org_kind="association",
+                              org_id="A1")
+    result = await handle.result()
+    assert result["status"] == "completed", result
+    assert result["errors"]["transient"] >= 30
+    await assert_tables_equal(db, expected_association(upstream.dataset, "A1"))
+    history = await handle.fetch_history()
+    pauses = [e for e in history.events if e.HasField("timer_started_event_attributes")]
+    assert len(pauses) == 1, "the run should have paused once for the outage"
+
+
+async def test_an_outage_beyond_the_outage_budget_fails_the_run(
+    skipping_env: WorkflowEnvironment, skipping_worker: Settings, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    before = await checksums(db)
+    first = upstream.dataset.expected_competitions("A1")[0]["id"]
+    upstream.faults.set(path_status={f"/v1/competitions/{first}/games": 503})
+    handle = await start_sync(skipping_env.client, skipping_worker, org_kind="association",
+                              org_id="A1", outage_budget_seconds=200)
+    cause = await failure_of(handle)
+    assert isinstance(cause, ApplicationError) and cause.type == "TransientError"
+    progress = await handle.query("progress")
+    assert progress["status"] == "failed" and progress["rolled_back"] is True
+    history = await handle.fetch_history()
+    pauses = [e for e in history.events if e.HasField("timer_started_event_attributes")]
+    assert len(pauses) == 2  # 60 s + 120 s fit the 200 s budget, 240 s more would not
+    assert await checksums(db) == before

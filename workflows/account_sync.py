@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -17,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sports import paths
     from activities.sports.activities import OrgRef, OrgRequest, StageRequest
     from activities.sports.stagers import UNDO_ORDER
-    from pipeworks.errors import ErrorCategory, failure_message
+    from pipeworks.errors import ErrorCategory, category_of, failure_message
     from pipeworks.progress import RunProgress
     from pipeworks.staging import StageOutcome
     from pipeworks.streams import LandedStream, StreamRequest
@@ -32,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
 PIPELINE = "sports_sync"
 STAGES = ["competitions", "teams", "games"]
 UNDO_TABLES = [(spec.name, spec.key) for spec in UNDO_ORDER]
+OUTAGE_FIRST_PAUSE_SECONDS = 60.0
+OUTAGE_MAX_PAUSE_SECONDS = 600.0
 
 
 class CompetitionFailed(Exception):
@@ -254,12 +257,30 @@ class AccountSyncWorkflow(PipelineWorkflow):
                                        start_to_close=BOOKKEEPING_TIMEOUT)
 
     async def _fetch(self, request: StreamRequest, summary: str) -> LandedStream:
+        """A stream fetch that outlasts upstream outages: when the activity's own
+        retries are spent on transient errors, the run pauses (a durable timer, no
+        requests) and tries again, until the outage budget is spent."""
         assert self._request is not None
-        landed: LandedStream = await self.run_activity(
-            "sports_fetch_stream", request, LandedStream, summary=summary,
-            start_to_close=timedelta(hours=2),
-            heartbeat_timeout=timedelta(seconds=self._request.heartbeat_timeout_seconds))
-        return landed
+        paused = 0.0
+        pause = OUTAGE_FIRST_PAUSE_SECONDS
+        while True:
+            try:
+                landed: LandedStream = await self.run_activity(
+                    "sports_fetch_stream", request, LandedStream, summary=summary,
+                    start_to_close=timedelta(hours=2),
+                    heartbeat_timeout=timedelta(seconds=self._request.heartbeat_timeout_seconds))
+                return landed
+            except ActivityError as err:
+                budget = self._request.outage_budget_seconds
+                if (self.is_cancellation(err) or category_of(err) != ErrorCategory.TRANSIENT
+                        or paused + pause > budget):
+                    raise
+            self.note(f"upstream unavailable for {summary}: paused for {pause:g}s "
+                      f"({paused:g}s of the {budget:g}s outage budget used)")
+            await workflow.sleep(pause)
+            paused += pause
+            pause = min(pause * 2, OUTAGE_MAX_PAUSE_SECONDS)
+            self.note(f"upstream outage: trying {summary} again")
 
     async def _stage(self, request: StageRequest, summary: str) -> StageOutcome:
         assert self._request is not None

@@ -35,6 +35,9 @@ class RunOptions(BaseModel):
     page_size: StrictInt = Field(default=100, ge=1, le=500)
     heartbeat_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     deadline_seconds: float | None = Field(default=None, gt=0)
+    # How long a run waits out an upstream that keeps failing transiently, paused
+    # between attempts, before it gives up on it (0: no pausing).
+    outage_budget_seconds: float = Field(default=3600.0, ge=0)
 
 
 class AccountSyncInput(RunOptions):

@@ -50,6 +50,8 @@ class FaultConfig(BaseModel):
     slow_ms: float = Field(default=5000.0, ge=0.0)
     # fnmatch patterns on the request path (no query), e.g. "/v1/competitions/K3/games".
     path_status: dict[str, int] = Field(default_factory=dict)
+    # With path_status: an outage that ends after this many failed requests (0: never).
+    path_fail_count: int = Field(default=0, ge=0)
     fail_next: int = Field(default=0, ge=0)
     fail_next_status: int = Field(default=503, ge=400, le=599)
     # fnmatch patterns of list paths whose pages, fetched with a cursor, name that
@@ -103,6 +105,7 @@ class Faults:
         self._config = config
         self._rng = random.Random(config.seed)  # noqa: S311 - reproducible, not secret
         self._remaining = config.fail_next
+        self._path_failures = 0
         self._requests = 0
 
     @property
@@ -146,8 +149,10 @@ class Faults:
             if slow_u < config.slow_rate:
                 delay_ms += config.slow_ms
             delay_s = delay_ms / 1000.0
+            outage_over = 0 < config.path_fail_count <= self._path_failures
             for pattern, status in config.path_status.items():
-                if fnmatch.fnmatchcase(path, pattern):
+                if not outage_over and fnmatch.fnmatchcase(path, pattern):
+                    self._path_failures += 1
                     return self._status(delay_s, "path", status, config)
             if self._remaining > 0:
                 self._remaining -= 1
