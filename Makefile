@@ -40,3 +40,9 @@ status: venv
 
 clean: down
 	rm -rf .pipeworks .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (benchmarks/README.md): `make bench`, or `make bench BENCH_ARGS=--quick`.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: venv  ## pipeworks vs two yardsticks on the embedded stack; prints a table, writes JSON
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

@@ -1,0 +1,1 @@
+"""Benchmarks: pipeworks' sports sync against two hand-written yardsticks (see README.md)."""

