@@ -82,7 +82,7 @@ async def merge(conn: Conn, table: str, rows: Sequence[tuple[Any, ...]],
     columns = COLUMNS[table]
     compared = [c for c in columns if c != "id"]
     cols = ", ".join(columns)
-    temp = "incoming_" + table.replace(".", "_")
+    temp = "plain_incoming_" + table.replace(".", "_")  # not pipeworks' own, kept per connection
     # Dedup by id, the last occurrence wins (as pipeworks does).
     unique = list({row[0]: row for row in rows}.values())
     async with conn.transaction():

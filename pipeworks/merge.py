@@ -17,6 +17,8 @@ from typing import Any
 from pipeworks.db import Connection
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+# Below this a temp table's missing statistics do not mislead the planner.
+ANALYZE_ABOVE_ROWS = 5000
 
 
 @dataclass(frozen=True)
@@ -76,33 +78,35 @@ async def merge_rows(
     at $3. Must run inside a transaction."""
     staging = spec.staging_name
     cols = ", ".join(spec.columns)
+    # Kept per connection and emptied at commit: creating, indexing and analysing
+    # a fresh table for every load cost more than the merge itself.
     await conn.execute(
-        f"CREATE TEMP TABLE {staging} ON COMMIT DROP AS"
-        f" SELECT {cols} FROM {spec.name} WITH NO DATA;"
-        f"ALTER TABLE {staging} ADD PRIMARY KEY ({spec.key})"
-    )
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS"
+        f" SELECT {cols} FROM {spec.name} WITH NO DATA")
     await conn.copy_records_to_table(staging, records=rows, columns=list(spec.columns))
-    await conn.execute(f"ANALYZE {staging}")
+    if len(rows) > ANALYZE_ABOVE_ROWS:
+        await conn.execute(f"ANALYZE {staging}")
     differs = f"{_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('i', spec.compared)}"
     scope_args = () if scope_per_row else (scope,)
-    row_scope = f"i.{spec.key}" if scope_per_row else "$2"
-    await conn.execute(
-        f"""
-        INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
-        SELECT $1, {row_scope}, '{spec.name}', i.{spec.key},
-               CASE WHEN t.{spec.key} IS NULL THEN 'insert' ELSE 'update' END,
-               CASE WHEN t.{spec.key} IS NULL THEN NULL ELSE to_jsonb(t) END
-        FROM {staging} i LEFT JOIN {spec.name} t ON t.{spec.key} = i.{spec.key}
-        WHERE t.{spec.key} IS NULL OR {differs}
-        ON CONFLICT (run_id, table_name, row_key) DO NOTHING
-        """,
-        run_id, *scope_args,
-    )
+    row_scope = f"c.{spec.key}" if scope_per_row else "$2"
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.compared)
+    # One join finds what changes; the same rows feed the change log (with their
+    # before-images) and the upsert, all in one statement and one snapshot.
     written = await conn.fetchrow(
         f"""
-        WITH written AS (
-            INSERT INTO {spec.name} AS t ({cols}) SELECT {cols} FROM {staging}
+        WITH changed AS (
+            SELECT i.*, t.{spec.key} IS NULL AS is_new,
+                   CASE WHEN t.{spec.key} IS NULL THEN NULL ELSE to_jsonb(t) END AS before
+            FROM {staging} i LEFT JOIN {spec.name} t ON t.{spec.key} = i.{spec.key}
+            WHERE t.{spec.key} IS NULL OR {differs}
+        ), logged AS (
+            INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
+            SELECT $1, {row_scope}, '{spec.name}', c.{spec.key},
+                   CASE WHEN c.is_new THEN 'insert' ELSE 'update' END, c.before
+            FROM changed c
+            ON CONFLICT (run_id, table_name, row_key) DO NOTHING
+        ), written AS (
+            INSERT INTO {spec.name} AS t ({cols}) SELECT {cols} FROM changed
             ON CONFLICT ({spec.key}) DO UPDATE SET {assignments}
             WHERE {_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('EXCLUDED', spec.compared)}
             RETURNING (xmax = 0) AS inserted
@@ -110,7 +114,8 @@ async def merge_rows(
         SELECT count(*) FILTER (WHERE inserted) AS inserted,
                count(*) FILTER (WHERE NOT inserted) AS updated
         FROM written
-        """
+        """,
+        run_id, *scope_args,
     )
     assert written is not None
     counts = MergeCounts(inserted=written["inserted"], updated=written["updated"])
@@ -126,7 +131,8 @@ async def _delete_unlisted(
     delete_where: str, delete_args: Sequence[Any],
 ) -> int:
     listed = f"listed_{spec.staging_name}"
-    await conn.execute(f"CREATE TEMP TABLE {listed} (key text PRIMARY KEY) ON COMMIT DROP")
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {listed} (key text PRIMARY KEY) ON COMMIT DELETE ROWS")
     await conn.copy_records_to_table(listed, records=[(k,) for k in listed_keys])
     deleted = await conn.fetchval(
         f"""
