@@ -102,3 +102,10 @@ async def failure_of(handle: WorkflowHandle[Any, Any]) -> BaseException:
         assert err.cause is not None
         return err.cause
     raise AssertionError(f"the run should not have succeeded: {result}")
+
+
+def a_club_of(dataset: Dataset, association_id: str) -> str:
+    """The first club of an association that fields teams in its competitions."""
+    return next(c for c in sorted(dataset.clubs)
+                if dataset.clubs[c].association_id == association_id
+                and dataset.expected_club_competitions(c))

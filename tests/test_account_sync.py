@@ -15,6 +15,7 @@ from devstack.upstream.server import UpstreamServer
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
 from tests.helpers import (
+    a_club_of,
     assert_tables_equal,
     checksums,
     db_rows,
@@ -110,9 +111,7 @@ async def test_club_mode_keeps_only_the_clubs_games(
     temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
     upstream: UpstreamServer,
 ) -> None:
-    club = next(c for c in sorted(upstream.dataset.clubs)
-                if upstream.dataset.clubs[c].association_id == "A1"
-                and upstream.dataset.expected_club_competitions(c))
+    club = a_club_of(upstream.dataset, "A1")
     result = await sync(temporal_env.client, settings, org_kind="club", org_id=club)
     assert result["status"] == "completed", result
     expected = expected_association(upstream.dataset, "A1", club_id=club)
@@ -338,8 +337,7 @@ async def test_club_and_association_syncs_at_once_leave_exact_data(
     temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
     upstream: UpstreamServer,
 ) -> None:
-    club = next(c for c in sorted(upstream.dataset.clubs)
-                if upstream.dataset.clubs[c].association_id == "A1")
+    club = a_club_of(upstream.dataset, "A1")
     upstream.faults.set(latency_ms=10)
     handles = [
         await start_sync(temporal_env.client, settings, org_kind="club", org_id=club),
@@ -374,9 +372,7 @@ async def test_club_mode_deletes_the_games_of_a_removed_club_team(
     temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
     upstream: UpstreamServer,
 ) -> None:
-    club = next(c for c in sorted(upstream.dataset.clubs)
-                if upstream.dataset.clubs[c].association_id == "A1"
-                and upstream.dataset.expected_club_competitions(c))
+    club = a_club_of(upstream.dataset, "A1")
     # A second team of the club in one competition, so that removing it leaves the
     # club in that competition (and the competition in the club's sync).
     competition = upstream.dataset.expected_club_competitions(club)[0]["id"]

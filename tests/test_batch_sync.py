@@ -16,6 +16,7 @@ from pipeworks.settings import Settings
 from starters.client import run_options
 from tests.helpers import (
     SPORTS_TABLES,
+    a_club_of,
     assert_tables_equal,
     checksums,
     expected_association,
@@ -24,9 +25,7 @@ from tests.helpers import (
 
 
 async def add_accounts(db: Connection, upstream: UpstreamServer) -> str:
-    club = next(c for c in sorted(upstream.dataset.clubs)
-                if upstream.dataset.clubs[c].association_id == "A2"
-                and upstream.dataset.expected_club_competitions(c))
+    club = a_club_of(upstream.dataset, "A2")
     await db.executemany(
         "INSERT INTO sports.accounts (id, kind, org_id, name) VALUES ($1, $2, $3, $4)",
         [(1, "association", "A1", "Åssociation One"), (2, "association", "A2", "Two"),

@@ -6,6 +6,8 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +68,28 @@ async def wait_for_landed_games_in_flight(db: Connection, timeout: float = 60.0)
         await asyncio.sleep(0.02)
 
 
-async def stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
+class WorkerProcesses:
+    """Workers spawned by one test, all stopped when it ends, however it ends."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self._settings, self._log = settings, log
+        self.spawned: list[asyncio.subprocess.Process] = []
+
+    async def spawn(self) -> asyncio.subprocess.Process:
+        self.spawned.append(await spawn_worker(self._settings, self._log))
+        return self.spawned[-1]
+
+
+@asynccontextmanager
+async def worker_processes(settings: Settings, log: Path) -> AsyncIterator[WorkerProcesses]:
+    workers = WorkerProcesses(settings, log)
+    try:
+        yield workers
+    finally:
+        for process in workers.spawned:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
 
 
 async def test_worker_killed_mid_run_and_restarted_finishes_with_exact_data(
@@ -77,22 +97,16 @@ async def test_worker_killed_mid_run_and_restarted_finishes_with_exact_data(
     upstream: UpstreamServer, tmp_path: Path,
 ) -> None:
     upstream.faults.set(latency_ms=60)
-    log = tmp_path / "worker.log"
-    first = await spawn_worker(settings, log)
-    second = None
-    try:
+    async with worker_processes(settings, tmp_path / "worker.log") as workers:
+        first = await workers.spawn()
         handle = await start_sync(temporal_env.client, settings, org_kind="association",
                                   org_id="A1", page_size=3, competition_concurrency=2,
                                   heartbeat_timeout_seconds=3)
         landed = await wait_for_landed_games_in_flight(db)
         first.send_signal(signal.SIGKILL)
         assert await first.wait() == -signal.SIGKILL
-        second = await spawn_worker(settings, log)
+        await workers.spawn()
         result = await asyncio.wait_for(handle.result(), timeout=120)
-    finally:
-        await stop(first)
-        if second is not None:
-            await stop(second)
     assert landed > 0, "the kill should have hit a run with pages landed"
     assert result["status"] == "completed", result
     assert result["errors"]["system"] >= 1, result["errors"]
@@ -107,20 +121,15 @@ async def test_sigterm_drains_in_flight_work_and_exits_zero(
 ) -> None:
     upstream.faults.set(latency_ms=60)
     log = tmp_path / "worker.log"
-    first = await spawn_worker(settings, log)
-    second = None
-    try:
+    async with worker_processes(settings, log) as workers:
+        first = await workers.spawn()
         handle = await start_sync(temporal_env.client, settings, org_kind="association",
                                   org_id="A1", page_size=3, competition_concurrency=3)
         await wait_for(handle, lambda p: p["stages"][1]["status"] == "running")
         first.send_signal(signal.SIGTERM)
         exit_code = await asyncio.wait_for(first.wait(), timeout=30)
-        second = await spawn_worker(settings, log)
+        await workers.spawn()
         result = await asyncio.wait_for(handle.result(), timeout=120)
-    finally:
-        await stop(first)
-        if second is not None:
-            await stop(second)
     text = log.read_text()
     assert exit_code == 0, text[-2000:]
     assert "draining in-flight activities" in text and "worker stopped" in text
