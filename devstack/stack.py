@@ -169,9 +169,12 @@ class DevStack:
         if self.embedded_upstream:
             state["sports_api_url"] = self.upstream_url
         path = self.home / STACK_STATE_FILE
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        draft = path.with_suffix(".tmp")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # also when the draft existed already
         with os.fdopen(descriptor, "w") as state_file:
             json.dump(state, state_file, indent=2)
+        os.replace(draft, path)  # readers never see half a file
 
     def down(self) -> list[Component]:
         report = [Component("worker", "stopped" if self.worker.stop(

@@ -25,6 +25,8 @@ from pipeworks.errors import DataError, ErrorCategory, PermanentError, Transient
 MAX_IN_PROCESS_WAIT_SECONDS = 30.0
 MALFORMED_ATTEMPTS = 3
 MAX_REASON_CHARS = 300
+# An upstream asking for a day's wait (or infinity) is not taken at its word.
+MAX_RETRY_AFTER_SECONDS = 900.0
 
 T = TypeVar("T")
 
@@ -55,9 +57,12 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None  # An HTTP-date: fall back to our own backoff.
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
 def _describe(response: httpx.Response) -> str:

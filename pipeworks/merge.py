@@ -76,13 +76,17 @@ async def merge_rows(
     scope whose keys the upstream no longer lists (`listed_keys`, a superset of the
     rows' keys). `delete_where` is a predicate on alias `t` whose parameters start
     at $3. Must run inside a transaction."""
+    if not conn.is_in_transaction():
+        # Outside one, the temp tables below would empty after every statement.
+        raise RuntimeError("merge_rows must run inside a transaction")
     staging = spec.staging_name
     cols = ", ".join(spec.columns)
     # Kept per connection and emptied at commit: creating, indexing and analysing
-    # a fresh table for every load cost more than the merge itself.
+    # a fresh table for every load cost more than the merge itself. Emptied here
+    # too, in case of an earlier merge of the same table in this transaction.
     await conn.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS"
-        f" SELECT {cols} FROM {spec.name} WITH NO DATA")
+        f" SELECT {cols} FROM {spec.name} WITH NO DATA; DELETE FROM {staging}")
     await conn.copy_records_to_table(staging, records=rows, columns=list(spec.columns))
     if len(rows) > ANALYZE_ABOVE_ROWS:
         await conn.execute(f"ANALYZE {staging}")
@@ -95,14 +99,16 @@ async def merge_rows(
     written = await conn.fetchrow(
         f"""
         WITH changed AS (
-            SELECT i.*, t.{spec.key} IS NULL AS is_new,
-                   CASE WHEN t.{spec.key} IS NULL THEN NULL ELSE to_jsonb(t) END AS before
+            SELECT i.*, t.{spec.key} IS NULL AS pipeworks_is_new,
+                   CASE WHEN t.{spec.key} IS NULL THEN NULL ELSE to_jsonb(t) END
+                       AS pipeworks_before
             FROM {staging} i LEFT JOIN {spec.name} t ON t.{spec.key} = i.{spec.key}
             WHERE t.{spec.key} IS NULL OR {differs}
         ), logged AS (
             INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
             SELECT $1, {row_scope}, '{spec.name}', c.{spec.key},
-                   CASE WHEN c.is_new THEN 'insert' ELSE 'update' END, c.before
+                   CASE WHEN c.pipeworks_is_new THEN 'insert' ELSE 'update' END,
+                   c.pipeworks_before
             FROM changed c
             ON CONFLICT (run_id, table_name, row_key) DO NOTHING
         ), written AS (
@@ -132,7 +138,8 @@ async def _delete_unlisted(
 ) -> int:
     listed = f"listed_{spec.staging_name}"
     await conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {listed} (key text PRIMARY KEY) ON COMMIT DELETE ROWS")
+        f"CREATE TEMP TABLE IF NOT EXISTS {listed} (key text PRIMARY KEY) ON COMMIT DELETE ROWS;"
+        f" DELETE FROM {listed}")
     await conn.copy_records_to_table(listed, records=[(k,) for k in listed_keys])
     deleted = await conn.fetchval(
         f"""

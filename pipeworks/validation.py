@@ -3,7 +3,7 @@ saying what is wrong with an item or an input."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -24,6 +24,16 @@ def require_string(value: Any) -> Any:
     return value
 
 
+def storable_moment(value: datetime) -> datetime:
+    """Postgres keeps timestamptz in UTC: a moment that has none (year 1 at +14:00)
+    must dead-letter its item, not fail the whole load."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of the representable range") from None
+    return value
+
+
 def no_nul(value: str) -> str:
     # Postgres text cannot hold NUL; such a value is rejected, not truncated.
     if "\x00" in value:
@@ -41,14 +51,15 @@ Text = Annotated[StrictStr, AfterValidator(no_nul)]
 # Postgres `int`: a larger number must dead-letter its item, not fail the whole page.
 Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
 Key = Annotated[StrictStr, AfterValidator(no_nul), AfterValidator(not_blank)]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(require_string)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(require_string),
+                      AfterValidator(storable_moment)]
 Day = Annotated[date, BeforeValidator(require_string)]
 
 
-def describe(err: ValidationError) -> str:
-    """'field: problem; field: problem'."""
+def describe(err: ValidationError, whole: str = "item") -> str:
+    """'field: problem; field: problem' (`whole` names a problem of no one field)."""
     parts = []
     for problem in err.errors(include_url=False):
-        where = ".".join(str(p) for p in problem["loc"]) or "item"
+        where = ".".join(str(p) for p in problem["loc"]) or whole
         parts.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)

@@ -6,7 +6,9 @@ import asyncio
 import uuid
 from typing import Any
 
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -139,3 +141,33 @@ async def test_a_failing_attached_sync_counts_as_one_failed_account(
     assert isinstance(await failure_of(on_demand), ApplicationError)
     # Account 2's sync stays: one failed account does not roll back the others.
     await assert_tables_equal(db, expected_association(upstream.dataset, "A2"))
+
+
+async def test_a_child_cancelled_from_outside_is_one_failed_account(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    await add_accounts(db, upstream)
+    upstream.faults.set(latency_ms=30)
+    batch = await start_batch(temporal_env, settings, kind="association", max_concurrent=2,
+                              page_size=4)
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:  # this batch's child, not an earlier test's run of the same id
+        try:
+            described = await temporal_env.client.get_workflow_handle(
+                "sports-sync-account-2").describe()
+        except RPCError as err:  # not started yet
+            assert err.status == RPCStatusCode.NOT_FOUND
+        else:
+            if (described.status == WorkflowExecutionStatus.RUNNING
+                    and described.task_queue == settings.task_queue):
+                break
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    await temporal_env.client.get_workflow_handle(
+        "sports-sync-account-2", run_id=described.run_id).cancel()
+    result = await batch.result()
+    assert result["status"] == "completed_with_errors", result
+    stage = result["stages"][0]
+    assert (stage["done"], stage["failed"]) == (1, 1)
+    await assert_tables_equal(db, expected_association(upstream.dataset, "A1"))

@@ -28,7 +28,8 @@ texts = st.text(max_size=20) | st.sampled_from(NASTY)
 zones = st.sampled_from([UTC, timezone(timedelta(hours=-3)),
                          timezone(timedelta(hours=5, minutes=30))])
 timestamps = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
-                          timezones=zones).map(lambda moment: moment.isoformat())
+                          timezones=zones).map(lambda moment: moment.isoformat()) | st.sampled_from(
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])  # no UTC moment exists
 scores = st.none() | st.integers(-5, 200) | st.integers()
 valid_games = st.fixed_dictionaries({
     "id": st.sampled_from(["G1", "G2", "G3"]) | st.text(min_size=1, max_size=8),

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
 PIPELINE = "sports_sync"
 STAGES = ["competitions", "teams", "games"]
 UNDO_TABLES = [(spec.name, spec.key) for spec in UNDO_ORDER]
+OUTAGE_PAUSE_PATCH = "outage-pause"
 OUTAGE_FIRST_PAUSE_SECONDS = 60.0
 OUTAGE_MAX_PAUSE_SECONDS = 600.0
 
@@ -272,8 +273,10 @@ class AccountSyncWorkflow(PipelineWorkflow):
                 return landed
             except ActivityError as err:
                 budget = self._request.outage_budget_seconds
+                # Runs started before pausing existed failed here: `patched` (asked
+                # last, so only when a pause would happen) keeps their replay intact.
                 if (self.is_cancellation(err) or category_of(err) != ErrorCategory.TRANSIENT
-                        or paused + pause > budget):
+                        or paused + pause > budget or not workflow.patched(OUTAGE_PAUSE_PATCH)):
                     raise
             self.note(f"upstream unavailable for {summary}: paused for {pause:g}s "
                       f"({paused:g}s of the {budget:g}s outage budget used)")

@@ -76,7 +76,10 @@ class PipelineWorkflow:
 
     def count_failure(self, err: BaseException) -> ErrorCategory:
         category = category_of(err)
-        self.progress.count_errors(error_counts_of(err) or {category.value: 1})
+        counts = error_counts_of(err)
+        if not counts.get(category.value):  # the failure itself counts at least once
+            counts[category.value] = 1
+        self.progress.count_errors(counts)
         return category
 
     async def run_activity(

@@ -86,7 +86,10 @@ class BatchSyncWorkflow(PipelineWorkflow):
         try:
             result, run_id = await self._run_child(account_id, child_input)
         except (ChildWorkflowError, ActivityError) as err:
-            if self.is_cancellation(err):
+            # Only the batch's own cancellation stops it; a child cancelled from
+            # outside is one failed account.
+            task = asyncio.current_task()
+            if self.stopping or (task is not None and task.cancelling()):
                 raise
             if isinstance(err, ChildWorkflowError):  # activity failures count themselves
                 self.count_failure(err)

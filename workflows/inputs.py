@@ -81,9 +81,12 @@ class BatchSyncInput(RunOptions):
         return f"sports-sync-batch-{self.kind}"
 
     def child_options(self) -> dict[str, Any]:
+        # Only what was set: a child on a worker of an older version must not be
+        # handed fields that version does not know.
         return self.model_dump(
-            mode="json", exclude={"kind", "max_concurrent"}, exclude_none=True)
+            mode="json", exclude={"kind", "max_concurrent"}, exclude_none=True,
+            exclude_unset=True)
 
 
 def describe_input_error(err: ValidationError) -> str:
-    return "invalid input: " + describe(err)
+    return "invalid input: " + describe(err, whole="input")
