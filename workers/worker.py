@@ -71,8 +71,11 @@ async def worker_resources(settings: Settings, temporal: Client | None = None
         timeout_seconds=settings.http_timeout_seconds, max_attempts=settings.http_max_attempts,
         max_connections=settings.max_concurrent_activities * 2)
     try:
-        async with pool.acquire() as conn:
-            applied = await migrate(conn)
+        try:
+            async with pool.acquire() as conn:
+                applied = await migrate(conn)
+        except CONNECT_ERRORS as err:  # e.g. a role not allowed to create the schema
+            raise ConfigError(unreachable(dsn, err)) from None
         if applied:
             log.info("migrations applied", migrations=applied)
         yield WorkerResources(pool, upstream, temporal or await connect_temporal(settings))
