@@ -24,7 +24,7 @@ SUMMARY_TABLES = ("sports.accounts", "sports.competitions", "sports.teams", "spo
                   "pipeline.dead_letters", "pipeline.runs")
 
 
-async def seed_demo_accounts(settings: Settings, database_url: str, api_url: str
+async def seed_demo_accounts(database_url: str, api_url: str
                              ) -> list[tuple[int, str, str, str]]:
     """Accounts for the demo upstream's associations and two of its clubs."""
     seeded: list[tuple[int, str, str, str]] = []
@@ -72,7 +72,7 @@ def run_demo(settings: Settings, console: Console, *, keep_stack: bool = True) -
     began = time.monotonic()
     stack = dev.up(settings, console)
     database_url, api_url = stack.database_url(), stack.sports_api_url()
-    seeded = asyncio.run(seed_demo_accounts(settings, database_url, api_url))
+    seeded = asyncio.run(seed_demo_accounts(database_url, api_url))
     console.print("seeded accounts: " + ", ".join(
         f"{a} ({kind} {org} {name})" for a, kind, org, name in seeded), highlight=False)
     request = AccountSyncInput.model_validate(

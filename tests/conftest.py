@@ -20,7 +20,7 @@ from devstack.upstream.dataset import Dataset
 from devstack.upstream.server import UpstreamServer
 from pipeworks.db import Connection, connect, migrate
 from pipeworks.settings import Settings
-from workers.worker import build_worker, worker_resources
+from tests.helpers import running_worker
 
 TEST_DATASET = {"seed": 11, "associations": 2, "clubs_per_association": 6,
                 "competitions_per_association": 3, "teams_per_competition": 6}
@@ -92,7 +92,5 @@ def settings(postgres: EmbeddedPostgres, upstream: UpstreamServer,
 @pytest_asyncio.fixture(loop_scope="session")
 async def worker(settings: Settings, temporal_env: WorkflowEnvironment, db: Connection
                  ) -> AsyncIterator[Worker]:
-    async with worker_resources(settings, temporal_env.client) as resources:
-        running = build_worker(settings, resources)
-        async with running:
-            yield running
+    async with running_worker(settings, temporal_env.client) as running:
+        yield running

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.worker import Worker
 
 from devstack.upstream.dataset import Dataset
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
 from starters.client import run_options
+from workers.worker import build_worker, worker_resources
 
 SPORTS_TABLES = ("sports.competitions", "sports.teams", "sports.games")
 
@@ -109,3 +113,12 @@ def a_club_of(dataset: Dataset, association_id: str) -> str:
     return next(c for c in sorted(dataset.clubs)
                 if dataset.clubs[c].association_id == association_id
                 and dataset.expected_club_competitions(c))
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, client: Client) -> AsyncIterator[Worker]:
+    """An in-process worker with the production wiring, polling `settings.task_queue`."""
+    async with worker_resources(settings, client) as resources:
+        worker = build_worker(settings, resources)
+        async with worker:
+            yield worker

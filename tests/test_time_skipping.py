@@ -18,9 +18,9 @@ from tests.helpers import (
     checksums,
     expected_association,
     failure_of,
+    running_worker,
     start_sync,
 )
-from workers.worker import build_worker, worker_resources
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -34,8 +34,7 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def skipping_worker(skipping_env: WorkflowEnvironment, settings: Settings, db: Connection
                           ) -> AsyncIterator[Settings]:
-    async with (worker_resources(settings, skipping_env.client) as resources,
-                build_worker(settings, resources)):
+    async with running_worker(settings, skipping_env.client):
         yield settings
 
 

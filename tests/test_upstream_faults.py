@@ -20,9 +20,9 @@ from tests.helpers import (
     checksums,
     expected_association,
     failure_of,
+    running_worker,
     start_sync,
 )
-from workers.worker import build_worker, worker_resources
 
 
 async def run_to_end(env: WorkflowEnvironment, settings: Settings, **options: Any
@@ -106,8 +106,7 @@ async def impatient_worker(settings: Settings, temporal_env: WorkflowEnvironment
                            db: Connection) -> AsyncIterator[Settings]:
     """A worker whose HTTP client gives up on a response after 0.5 s."""
     impatient = settings.model_copy(update={"http_timeout_seconds": 0.5})
-    async with (worker_resources(impatient, temporal_env.client) as resources,
-                build_worker(impatient, resources)):
+    async with running_worker(impatient, temporal_env.client):
         yield impatient
 
 
