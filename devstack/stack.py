@@ -18,13 +18,13 @@ from pathlib import Path
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
 
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import DevStackError, ManagedProcess, wait_for_port
 from devstack.temporal import TemporalDevServer
 from pipeworks.db import migrate_dsn
 from pipeworks.settings import STACK_STATE_FILE, Settings
+from pipeworks.temporal_client import connect_temporal
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 WORKER_READY_SECONDS = 60.0
@@ -141,8 +141,7 @@ class DevStack:
         deadline = time.monotonic() + WORKER_READY_SECONDS
 
         async def polling() -> bool:
-            client = await Client.connect(self.settings.temporal_address,
-                                          namespace=self.settings.temporal_namespace)
+            client = await connect_temporal(self.settings)
             request = DescribeTaskQueueRequest(
                 namespace=self.settings.temporal_namespace,
                 task_queue=TaskQueue(name=self.settings.task_queue),

@@ -73,12 +73,34 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Operations. An empty address turns that endpoint off; several workers on one
+    # host each need their own ports.
+    metrics_address: str = "127.0.0.1:9464"
+    health_address: str = "127.0.0.1:9465"
+    alert_webhook_url: str | None = None
+    # Requests per second to the upstream, shared by every worker (kept in Postgres).
+    upstream_rate_limit: float | None = Field(default=None, gt=0, le=100_000)
+
     @field_validator("temporal_address")
     @classmethod
     def _host_port(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9.\-_\[\]:]+:\d{1,5}", value):
             raise ValueError("expected host:port, e.g. localhost:7233")
         return value
+
+    @field_validator("metrics_address", "health_address")
+    @classmethod
+    def _optional_bind(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9.\-_\[\]:]+:\d{1,5}", value):
+            raise ValueError("expected host:port, e.g. 127.0.0.1:9464 (or empty for off)")
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value:
+            _check_url(value, ("http", "https"), "http(s)")
+        return value or None
 
     @field_validator("database_url")
     @classmethod

@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from pipeworks.progress import FINAL_STATUSES
 from pipeworks.settings import Settings
+from pipeworks.temporal_client import connect_temporal
 from workflows.inputs import AccountSyncInput, BatchSyncInput
 
 POLL_SECONDS = 0.5
@@ -30,13 +31,7 @@ class Started:
 
 
 async def connect(settings: Settings) -> Client:
-    try:
-        return await Client.connect(settings.temporal_address,
-                                    namespace=settings.temporal_namespace)
-    except RuntimeError as err:
-        raise StarterError(
-            f"cannot reach Temporal at {settings.temporal_address} "
-            f"(PIPEWORKS_TEMPORAL_ADDRESS; `pipeworks dev up` starts one): {err}") from None
+    return await connect_temporal(settings)
 
 
 def run_options(settings: Settings) -> dict[str, Any]:

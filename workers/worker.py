@@ -22,6 +22,7 @@ from pipeworks.db import CONNECT_ERRORS, create_pool, migrate, unreachable
 from pipeworks.http import UpstreamClient
 from pipeworks.logging import get_logger
 from pipeworks.settings import ConfigError, Settings
+from pipeworks.temporal_client import connect_temporal
 from workflows.account_sync import AccountSyncWorkflow
 from workflows.batch_sync import BatchSyncWorkflow
 
@@ -45,15 +46,6 @@ class WorkerResources:
             sports.lookup_account, sports.list_accounts, sports.resolve_org,
             sports.fetch_stream, sports.stage_stream,
         ]
-
-
-async def connect_temporal(settings: Settings) -> Client:
-    try:
-        return await Client.connect(settings.temporal_address,
-                                    namespace=settings.temporal_namespace)
-    except RuntimeError as err:
-        raise ConfigError(f"cannot reach Temporal at {settings.temporal_address} "
-                          f"(PIPEWORKS_TEMPORAL_ADDRESS): {err}") from None
 
 
 @asynccontextmanager
