@@ -22,6 +22,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import DevStackError, ManagedProcess, wait_for_port
 from devstack.temporal import TemporalDevServer
+from pipeworks import search_attributes
 from pipeworks.db import migrate_dsn
 from pipeworks.settings import STACK_STATE_FILE, Settings
 from pipeworks.temporal_client import connect_temporal
@@ -46,7 +47,8 @@ class DevStack:
         self.postgres = EmbeddedPostgres(self.home / "postgres" / "data", settings.postgres_port)
         self.temporal = TemporalDevServer(
             self.home / "temporal", port=self._temporal_port,
-            ui_port=settings.temporal_ui_port, namespace=settings.temporal_namespace)
+            ui_port=settings.temporal_ui_port, namespace=settings.temporal_namespace,
+            search_attributes=search_attributes.REGISTRATION)
         self.upstream = ManagedProcess("upstream", self.home, [
             sys.executable, "-m", "devstack.upstream", "--host", "127.0.0.1",
             "--port", str(settings.upstream_port), "--size", settings.upstream_size,
