@@ -36,6 +36,19 @@ RUN chown pipeworks:pipeworks /app
 
 USER 10001:10001
 
+# Metrics (Prometheus, /metrics) and health (/healthz, /readyz) listen on every
+# interface inside the container, so that Prometheus and probes reach them over the
+# container network; publishing them to a host is the deployment's choice.
+ENV PIPEWORKS_METRICS_ADDRESS=0.0.0.0:9464 \
+    PIPEWORKS_HEALTH_ADDRESS=0.0.0.0:9465
+EXPOSE 9464 9465
+
+# Ready means Temporal and Postgres answer and the worker is not draining. The port
+# follows PIPEWORKS_HEALTH_ADDRESS; a container running something else from this image
+# (the demo upstream) overrides the healthcheck.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('PIPEWORKS_HEALTH_ADDRESS', ':9465').rpartition(':')[2]; urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=3)"]
+
 # Exec form: the worker is PID 1 and gets SIGTERM directly, then drains
 # (PIPEWORKS_GRACEFUL_SHUTDOWN_SECONDS) before exiting.
 CMD ["pipeworks", "worker"]

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import MetricMeter
 from temporalio.service import RPCError, RPCStatusCode
 
 from pipeworks import leases
@@ -18,6 +19,7 @@ from pipeworks.errors import PermanentError, SystemFailure, as_application_error
 from pipeworks.heartbeat import Heartbeater
 from pipeworks.landing import mark_compensated
 from pipeworks.merge import TableSpec, undo_changes
+from pipeworks.metrics import PipelineMetrics
 
 LEASE_POLL_SECONDS = 1.0
 
@@ -59,9 +61,11 @@ class UndoResult:
 
 class RunActivities:
     def __init__(self, pool: asyncpg.Pool, temporal: Client | None = None,
-                 undoable: Sequence[TableSpec] = ()) -> None:
+                 undoable: Sequence[TableSpec] = (), meter: MetricMeter | None = None) -> None:
         self._pool = pool
         self._temporal = temporal
+        self._meter = meter or MetricMeter.noop
+        self._metrics: dict[str, PipelineMetrics] = {}
         # Table names reach SQL as identifiers: only those of known pipelines may.
         self._undoable = {spec.name: spec for spec in undoable}
 
@@ -80,10 +84,24 @@ class RunActivities:
     @activity.defn(name="record_run_finished")
     async def record_run_finished(self, run: RunFinished) -> None:
         with categorized_errors():
-            await self._pool.execute(
-                "UPDATE pipeline.runs SET status = $2, stats = $3, finished_at = now()"
-                " WHERE run_id = $1",
+            # A retried attempt finds the run finished already and does not count it twice.
+            first_time = await self._pool.fetchval(
+                """
+                WITH before AS (
+                    SELECT run_id, finished_at IS NULL AS open FROM pipeline.runs
+                    WHERE run_id = $1 FOR UPDATE)
+                UPDATE pipeline.runs r SET status = $2, stats = $3, finished_at = now()
+                FROM before WHERE r.run_id = before.run_id
+                RETURNING before.open
+                """,
                 run.run_id, run.status, run.stats)
+        if first_time:
+            self._pipeline_metrics(str(run.stats.get("pipeline", ""))).run_finished(run.status)
+
+    def _pipeline_metrics(self, pipeline: str) -> PipelineMetrics:
+        if pipeline not in self._metrics:
+            self._metrics[pipeline] = PipelineMetrics(self._meter, pipeline)
+        return self._metrics[pipeline]
 
     @activity.defn(name="acquire_org_lease")
     async def acquire_org_lease(self, request: LeaseRequest) -> None:

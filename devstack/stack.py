@@ -48,7 +48,8 @@ class DevStack:
         self.temporal = TemporalDevServer(
             self.home / "temporal", port=self._temporal_port,
             ui_port=settings.temporal_ui_port, namespace=settings.temporal_namespace,
-            search_attributes=search_attributes.REGISTRATION)
+            search_attributes=search_attributes.REGISTRATION,
+            ui_codec_endpoint=settings.codec_endpoint)
         self.upstream = ManagedProcess("upstream", self.home, [
             sys.executable, "-m", "devstack.upstream", "--host", "127.0.0.1",
             "--port", str(settings.upstream_port), "--size", settings.upstream_size,

@@ -73,6 +73,7 @@ class TemporalDevServer:
         host: str = "127.0.0.1",
         namespace: str = "default",
         search_attributes: Mapping[str, str] | None = None,
+        ui_codec_endpoint: str | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).expanduser().absolute()
         self.port = int(port)
@@ -80,6 +81,9 @@ class TemporalDevServer:
         self.host = host
         self.namespace = namespace
         self.search_attributes: dict[str, str] = dict(search_attributes or {})
+        # The Web UI decodes payloads through this codec server (`pipeworks codec-server`)
+        # when payloads are encrypted; the browser calls it, not the Temporal server.
+        self.ui_codec_endpoint = ui_codec_endpoint
         self.db_path = self.state_dir / "temporal.db"
         self._process = ManagedProcess(_PROCESS_NAME, self.state_dir, self._argv())
 
@@ -160,6 +164,8 @@ class TemporalDevServer:
             argv += ["--namespace", self.namespace]
         for key, kind in self.search_attributes.items():
             argv += ["--search-attribute", f"{key}={kind}"]
+        if self.ui_codec_endpoint:
+            argv += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         return argv
 
     def _check_same_launch(self) -> None:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
 from pipeworks.errors import DataError, ErrorCategory, PermanentError, TransientError
+from pipeworks.metrics import PipelineMetrics, current_stage
 
 # Waits beyond this budget (per request) are not slept through inside an activity:
 # the activity fails as transient and Temporal schedules the retry after the delay.
@@ -29,6 +31,12 @@ MAX_REASON_CHARS = 300
 MAX_RETRY_AFTER_SECONDS = 900.0
 
 T = TypeVar("T")
+
+
+class RateLimit(Protocol):
+    async def acquire(self) -> float:
+        """Returns once the next request may go."""
+        ...
 
 
 @dataclass
@@ -110,6 +118,8 @@ class UpstreamClient:
         backoff_max_seconds: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 64,
+        metrics: PipelineMetrics | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         headers = {"Accept": "application/json", "User-Agent": "pipeworks"}
         if token:
@@ -126,6 +136,8 @@ class UpstreamClient:
         self._backoff_base = backoff_base_seconds
         self._backoff_max = backoff_max_seconds
         self._random = random.Random()  # noqa: S311 - jitter, not security
+        self._metrics = metrics or PipelineMetrics.disabled()
+        self._rate_limit = rate_limit
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -169,6 +181,7 @@ class UpstreamClient:
                 if (attempt >= self._max_attempts
                         or waited + wait > MAX_IN_PROCESS_WAIT_SECONDS):
                     raise
+                self._metrics.retry(current_stage.get(), ErrorCategory.TRANSIENT.value)
                 waited += wait
                 await sleep(wait)
             except ValueError as err:
@@ -178,9 +191,23 @@ class UpstreamClient:
                     raise DataError(
                         f"GET {path}: malformed response {malformed} times: {err}") from None
                 tally.add(ErrorCategory.TRANSIENT)
+                self._metrics.retry(current_stage.get(), ErrorCategory.TRANSIENT.value)
                 await sleep(self._backoff(attempt))
 
     async def _get(self, path: str, params: Mapping[str, str | int]) -> bytes:
+        if self._rate_limit is not None:
+            await self._rate_limit.acquire()
+        started = time.monotonic()
+        status_seen: list[int] = []  # stays empty when no response came back
+        try:
+            return await self._get_once(path, params, status_seen)
+        finally:
+            self._metrics.upstream_request(current_stage.get(),
+                                           status_seen[0] if status_seen else None,
+                                           time.monotonic() - started)
+
+    async def _get_once(self, path: str, params: Mapping[str, str | int],
+                        status_seen: list[int]) -> bytes:
         try:
             response = await self._http.get(path, params=dict(params))
         except httpx.TimeoutException:
@@ -192,6 +219,7 @@ class UpstreamClient:
         except httpx.HTTPError as err:
             raise TransientError(f"GET {path}: {type(err).__name__}") from None
         status = response.status_code
+        status_seen.append(status)
         if status < 300:
             return response.content
         reason = f"GET {path}: {_describe(response)}"

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeworks.codec import parse_keyring
 
 ENV_PREFIX = "PIPEWORKS_"
 STACK_STATE_FILE = "stack.json"
@@ -33,6 +35,21 @@ def _check_url(value: str, schemes: tuple[str, ...], what: str) -> str:
     except ValueError as err:
         raise ValueError(f"bad port in URL: {err}") from None
     return value
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def read_pem(path: Path) -> bytes:
+    """A TLS file's bytes, or a one-line error naming it (never its content)."""
+    try:
+        data = path.expanduser().read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
+    if b"-----BEGIN " not in data:
+        raise ValueError(f"{path} is not a PEM file")
+    return data
 
 
 class Settings(BaseSettings):
@@ -81,6 +98,22 @@ class Settings(BaseSettings):
     # Requests per second to the upstream, shared by every worker (kept in Postgres).
     upstream_rate_limit: float | None = Field(default=None, gt=0, le=100_000)
 
+    # Payload encryption and secure connections to Temporal. Encryption is off until
+    # keys are set: `id:base64key,...`, 256-bit keys, the last one encrypts and every
+    # one decrypts (rotate by adding a key at the end).
+    encryption_keys: SecretStr | None = None
+    # TLS is on when this is true, or when a CA, client certificate or API key is set.
+    temporal_tls: bool = False
+    temporal_tls_ca: Path | None = None
+    temporal_tls_cert: Path | None = None
+    # Validated even when unset, so that a certificate without its key is an error.
+    temporal_tls_key: Path | None = Field(default=None, validate_default=True)
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+    codec_server_address: str = "127.0.0.1:8081"
+    # Browser origins allowed to call the codec server; empty means the dev Web UI.
+    codec_cors_origins: str = ""
+
     @field_validator("temporal_address")
     @classmethod
     def _host_port(cls, value: str) -> str:
@@ -116,6 +149,71 @@ class Settings(BaseSettings):
             _check_url(value, ("http", "https"), "http(s)")
             value = value.rstrip("/")
         return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keyring(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # set but empty: encryption off, like unset
+        parse_keyring(value.get_secret_value())  # its messages never contain a key
+        return value
+
+    @field_validator("temporal_tls_ca", "temporal_tls_cert", "temporal_tls_key")
+    @classmethod
+    def _pem_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if info.field_name == "temporal_tls_key" and (
+                (value is None) != (info.data.get("temporal_tls_cert") is None)):
+            raise ValueError(f"{ENV_PREFIX}TEMPORAL_TLS_CERT and {ENV_PREFIX}TEMPORAL_TLS_KEY "
+                             "go together (mTLS): set both or neither")
+        if value is not None:
+            read_pem(value)
+        return value
+
+    @field_validator("temporal_api_key")
+    @classmethod
+    def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("codec_server_address")
+    @classmethod
+    def _codec_bind(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.\-_\[\]:]+:\d{1,5}", value):
+            raise ValueError("expected host:port, e.g. 127.0.0.1:8081")
+        return value
+
+    @field_validator("codec_cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in _split(value):
+            parts = urlsplit(origin)
+            if (parts.scheme not in ("http", "https") or not parts.hostname
+                    or parts.path not in ("", "/") or parts.query or parts.fragment):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
+        return value
+
+    @property
+    def temporal_tls_enabled(self) -> bool:
+        return bool(self.temporal_tls or self.temporal_tls_ca or self.temporal_tls_cert
+                    or self.temporal_api_key)
+
+    @property
+    def codec_allowed_origins(self) -> tuple[str, ...]:
+        """Origins (no trailing slash, as browsers send them) the codec server answers."""
+        configured = tuple(o.rstrip("/") for o in _split(self.codec_cors_origins))
+        if configured:
+            return configured
+        return (self.temporal_ui_url, f"http://127.0.0.1:{self.temporal_ui_port}")
+
+    @property
+    def codec_endpoint(self) -> str | None:
+        """Where a browser on this host finds `pipeworks codec-server` (for the dev
+        server's `--ui-codec-endpoint`); None while encryption is off."""
+        if self.encryption_keys is None:
+            return None
+        host, _, port = self.codec_server_address.rpartition(":")
+        if host in ("0.0.0.0", "::", "[::]", ""):  # noqa: S104 - a bind-all, not a bind
+            host = "localhost"
+        return f"http://{host}:{port}"
 
     @cached_property
     def stack_state(self) -> dict[str, str]:

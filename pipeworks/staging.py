@@ -33,6 +33,8 @@ class Stager(Protocol):
     # Log each row's change under its own key (e.g. a competition) instead of the
     # load's scope, so that undoing one scope restores that row too.
     scope_per_row: bool
+    # Which value of a row names it for people (activity summaries), if any.
+    label_index: int | None
 
     async def prepare(self, conn: Connection) -> None: ...
 
@@ -54,6 +56,7 @@ class StageOutcome:
     out_of_scope: int = 0
     merge: dict[str, int] = field(default_factory=lambda: MergeCounts().as_dict())
     keys: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # key -> name, with `keys`
     errors: dict[str, int] = field(default_factory=dict)  # absorbed by retries
 
 
@@ -140,6 +143,9 @@ async def stage_load(
         outcome.merge = counts.as_dict()
         if return_keys:
             outcome.keys = list(rows)
+            if stager.label_index is not None:
+                outcome.labels = {key: str(values[stager.label_index])
+                                  for key, values in rows.items()}
         await conn.execute(
             "UPDATE pipeline.loads SET status = 'staged', staged_at = now(), stage_result = $2"
             " WHERE load_id = $1",

@@ -15,6 +15,7 @@ from pipeworks.errors import DataError, ErrorCategory, as_application_error
 from pipeworks.heartbeat import Heartbeater, carried_errors
 from pipeworks.http import ErrorTally, UpstreamClient
 from pipeworks.landing import begin_load, finish_load, land_page
+from pipeworks.metrics import PipelineMetrics
 
 
 @dataclass
@@ -48,14 +49,16 @@ class FetchCheckpoint:
 
 
 async def land_stream(
-    pool: asyncpg.Pool, client: UpstreamClient, request: StreamRequest
+    pool: asyncpg.Pool, client: UpstreamClient, request: StreamRequest,
+    metrics: PipelineMetrics | None = None,
 ) -> LandedStream:
     errors, failed_attempts = carried_errors()
     checkpoint = FetchCheckpoint(errors=errors, failed_attempts=failed_attempts)
     tally = ErrorTally(dict(errors))
     async with Heartbeater(checkpoint) as heartbeater:
         try:
-            return await _land(pool, client, request, checkpoint, tally, heartbeater)
+            return await _land(pool, client, request, checkpoint, tally, heartbeater,
+                               metrics or PipelineMetrics.disabled())
         except Exception as raised:
             err = as_pipeline_error(raised)
             if err is None:
@@ -72,6 +75,7 @@ async def land_stream(
 async def _land(
     pool: asyncpg.Pool, client: UpstreamClient, request: StreamRequest,
     checkpoint: FetchCheckpoint, tally: ErrorTally, heartbeater: Heartbeater,
+    metrics: PipelineMetrics,
 ) -> LandedStream:
     async with pool.acquire() as conn:
         state = await begin_load(
@@ -93,6 +97,7 @@ async def _land(
         async with pool.acquire() as conn:
             await land_page(conn, load_id=request.load_id, page_no=page_no, body=page.body,
                             item_count=len(page.items), next_cursor=page.next_cursor)
+        metrics.records_fetched(request.entity, len(page.items))
         page_no += 1
         checkpoint.next_page_no, checkpoint.cursor = page_no, page.next_cursor
         checkpoint.errors = tally.counts

@@ -24,6 +24,7 @@ from pipeworks.settings import ConfigError, Settings, load_settings
 from starters import accounts as accounts_cmd
 from starters import client as runs
 from starters.render import LiveProgress, progress_table
+from starters.schedules import schedule_app
 from workflows.inputs import AccountSyncInput, BatchSyncInput, describe_input_error
 
 T = TypeVar("T")
@@ -36,6 +37,7 @@ accounts_app = typer.Typer(help="Accounts whose organisations get synced.",
                            no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(schedule_app, name="schedule")
 console = Console()
 errors = Console(stderr=True)
 
@@ -227,6 +229,24 @@ def worker() -> None:
     os._exit(0)
 
 
+@app.command()
+def health(
+    address: Annotated[str | None, typer.Option(
+        help="the worker's health host:port (default PIPEWORKS_HEALTH_ADDRESS)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Ask a worker whether it is alive and ready (exit 0 ready, 1 not ready)."""
+    from starters import health as health_cmd
+
+    where = address if address is not None else settings().health_address
+    document = health_cmd.probe(where)
+    if as_json:
+        print(json.dumps(document))
+    else:
+        console.print(health_cmd.health_table(where, document))
+    raise typer.Exit(0 if document.get("ready") else 1)
+
+
 @accounts_app.command("add")
 def accounts_add(
     account_id: Annotated[int, typer.Option("--id", help="account id")],
@@ -289,6 +309,14 @@ def demo(
     from starters.demo import run_demo
 
     raise typer.Exit(run_demo(settings(), console, keep_stack=keep))
+
+
+@app.command("codec-server")
+def codec_server() -> None:
+    """Decrypt payloads for the Web UI and the `temporal` CLI (remote codec protocol)."""
+    from starters.codec_server import serve
+
+    raise typer.Exit(serve(settings(), console))
 
 
 def _fail(message: str) -> int:

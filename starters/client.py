@@ -7,17 +7,26 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import (
+    Priority,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from pipeworks import priorities, search_attributes
+from pipeworks.logging import get_logger
 from pipeworks.progress import FINAL_STATUSES
 from pipeworks.settings import Settings
 from pipeworks.temporal_client import connect_temporal
 from workflows.inputs import AccountSyncInput, BatchSyncInput
 
 POLL_SECONDS = 0.5
+log = get_logger("pipeworks.starters")
 
 
 class StarterError(Exception):
@@ -46,7 +55,9 @@ def run_options(settings: Settings) -> dict[str, Any]:
 
 
 async def start_or_attach(
-    client: Client, settings: Settings, workflow: str, workflow_id: str, payload: dict[str, Any]
+    client: Client, settings: Settings, workflow: str, workflow_id: str, payload: dict[str, Any],
+    *, priority: Priority | None = None,
+    attributes: TypedSearchAttributes = TypedSearchAttributes.empty,
 ) -> Started:
     """On-demand syncs are safe to repeat: a second request joins the running one.
 
@@ -56,7 +67,8 @@ async def start_or_attach(
     try:
         handle = await client.start_workflow(
             workflow, payload, id=workflow_id, task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL)
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            priority=priority or Priority.default, search_attributes=attributes)
     except WorkflowAlreadyStartedError as running:
         return Started(client.get_workflow_handle(workflow_id, run_id=running.run_id), True)
     except RPCError as err:
@@ -69,11 +81,49 @@ WORKFLOW_TYPES: dict[type, str] = {
 }
 
 
+PIPELINES: dict[type, str] = {
+    AccountSyncInput: "sports_sync", BatchSyncInput: "sports_sync_batch",
+}
+
+
+async def search_attributes_registered(client: Client, namespace: str) -> bool:
+    """Whether runs may carry our search attributes: setting an unregistered one fails."""
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace))
+    except RPCError as err:
+        log.warning("cannot list search attributes; runs start without them",
+                    error=err.message)
+        return False
+    missing = set(search_attributes.REGISTRATION) - set(listed.custom_attributes)
+    if missing:
+        log.warning("search attributes not registered in the namespace; runs start without "
+                    "them (`pipeworks dev up` registers them; on a cluster: `temporal operator "
+                    "search-attribute create`)", missing=sorted(missing), namespace=namespace)
+    return not missing
+
+
+def initial_search_attributes(request: AccountSyncInput | BatchSyncInput
+                              ) -> TypedSearchAttributes:
+    pairs = [SearchAttributePair(search_attributes.PIPELINE, PIPELINES[type(request)])]
+    if isinstance(request, AccountSyncInput) and request.org_kind and request.org_id:
+        pairs += [SearchAttributePair(search_attributes.ORG_KIND, request.org_kind),
+                  SearchAttributePair(search_attributes.ORG_ID, request.org_id)]
+    elif isinstance(request, BatchSyncInput):
+        pairs.append(SearchAttributePair(search_attributes.ORG_KIND, request.kind))
+    return TypedSearchAttributes(pairs)
+
+
 async def start_run(client: Client, settings: Settings,
                     request: AccountSyncInput | BatchSyncInput) -> Started:
     payload = request.model_dump(mode="json", exclude_none=True)
+    attributes = (initial_search_attributes(request)
+                  if await search_attributes_registered(client, settings.temporal_namespace)
+                  else TypedSearchAttributes.empty)
+    priority = priorities.BATCH if isinstance(request, BatchSyncInput) else priorities.ON_DEMAND
     return await start_or_attach(client, settings, WORKFLOW_TYPES[type(request)],
-                                 request.workflow_id, payload)
+                                 request.workflow_id, payload, priority=priority,
+                                 attributes=attributes)
 
 
 async def query_progress(client: Client, workflow_id: str, run_id: str | None = None

@@ -8,6 +8,7 @@ from rich.table import Table
 from devstack.processes import DevStackError
 from devstack.stack import Component, DevStack
 from pipeworks.settings import Settings
+from starters import health
 from starters.client import StarterError
 
 STATE_STYLE = {"started": "green", "running": "cyan", "stopped": "yellow",
@@ -41,4 +42,13 @@ def down(settings: Settings, console: Console) -> None:
 
 
 def status(settings: Settings, console: Console) -> None:
-    console.print(components_table("pipeworks dev stack", DevStack(settings).status()))
+    stack = DevStack(settings)
+    components = stack.status()
+    console.print(components_table("pipeworks dev stack", components))
+    worker_runs = any(c.name == "worker" and c.state == "running" for c in components)
+    if worker_runs and settings.health_address:
+        try:
+            console.print(f"worker health: {health.summary(health.probe(settings.health_address))}",
+                          highlight=False)
+        except StarterError as err:
+            console.print(f"worker health: [red]{err}[/]", highlight=False)

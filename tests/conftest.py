@@ -18,6 +18,7 @@ from devstack.processes import free_port
 from devstack.temporal import temporal_cli_path
 from devstack.upstream.dataset import Dataset
 from devstack.upstream.server import UpstreamServer
+from pipeworks import search_attributes
 from pipeworks.db import Connection, connect, migrate
 from pipeworks.settings import Settings
 from tests.helpers import running_worker
@@ -39,7 +40,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli_path(), ui=False,
-        dev_server_log_level="error")
+        dev_server_log_level="error", search_attributes=search_attributes.ALL)
     yield env
     await env.shutdown()
 
@@ -85,6 +86,7 @@ def settings(postgres: EmbeddedPostgres, upstream: UpstreamServer,
         temporal_address=temporal_address(temporal_env),
         task_queue=f"test-{uuid.uuid4().hex[:10]}", home=tmp_path / ".pipeworks",
         heartbeat_timeout_seconds=5, graceful_shutdown_seconds=10, http_max_attempts=3,
+        metrics_address="", health_address="",
         _env_file=None,  # type: ignore[call-arg]
     )
 

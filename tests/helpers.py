@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
@@ -116,9 +120,103 @@ def a_club_of(dataset: Dataset, association_id: str) -> str:
 
 
 @asynccontextmanager
-async def running_worker(settings: Settings, client: Client) -> AsyncIterator[Worker]:
+async def running_worker(settings: Settings, client: Client, **overrides: Any
+                         ) -> AsyncIterator[Worker]:
     """An in-process worker with the production wiring, polling `settings.task_queue`."""
     async with worker_resources(settings, client) as resources:
-        worker = build_worker(settings, resources)
+        worker = build_worker(settings, resources, **overrides)
         async with worker:
             yield worker
+
+
+# -- chaos suite: comparisons that count what they compared --------------------------
+
+
+@dataclass
+class FaultTally:
+    """What the chaos suite did for one kind of fault, for the README's table."""
+
+    faults: int = 0         # faults injected (kills, restarts, failure points, cancels)
+    runs: int = 0           # workflow runs checked afterwards
+    rows_compared: int = 0  # rows checked one by one against what they must be
+    rows_lost: int = 0      # rows that should be there and were not
+    rows_extra: int = 0     # rows that should not be there and were
+    changes_undone: int = 0  # row changes the runs made and compensation undid
+
+
+CHAOS_TALLIES: dict[str, FaultTally] = {}
+
+
+def chaos_tally(fault: str) -> FaultTally:
+    return CHAOS_TALLIES.setdefault(fault, FaultTally())
+
+
+def write_chaos_tallies() -> None:
+    """Adds this process's tallies to the JSON file PIPEWORKS_CHAOS_COUNTS names, if any
+    (several test modules, or several pytest runs, add up)."""
+    target = os.environ.get("PIPEWORKS_CHAOS_COUNTS")
+    if not target or not CHAOS_TALLIES:
+        return
+    path = Path(target)
+    totals: dict[str, dict[str, int]] = json.loads(path.read_text()) if path.exists() else {}
+    for fault, tally in CHAOS_TALLIES.items():
+        row = totals.setdefault(fault, {})
+        for key, value in asdict(tally).items():
+            row[key] = row.get(key, 0) + value
+    path.write_text(json.dumps(totals, indent=1, sort_keys=True))
+    CHAOS_TALLIES.clear()
+
+
+def _compare_counted(fault: str, table: str, expected: set[tuple[Any, ...]],
+                     actual: set[tuple[Any, ...]]) -> str | None:
+    tally = chaos_tally(fault)
+    missing, extra = expected - actual, actual - expected
+    tally.rows_compared += len(expected | actual)
+    tally.rows_lost += len(missing)
+    tally.rows_extra += len(extra)
+    if not missing and not extra:
+        return None
+    return (f"{table}: {len(missing)} missing, {len(extra)} extra; "
+            f"e.g. missing {sorted(missing, key=repr)[:2]} extra {sorted(extra, key=repr)[:2]}")
+
+
+async def assert_tables_equal_counted(conn: Connection,
+                                      expected: dict[str, set[tuple[Any, ...]]],
+                                      *, fault: str) -> None:
+    """`assert_tables_equal`, counting every row compared (and lost) under `fault`."""
+    problems = [_compare_counted(fault, table, rows, await db_rows(conn, table))
+                for table, rows in expected.items()]
+    assert not any(problems), "; ".join(p for p in problems if p)
+
+
+async def sports_snapshot(conn: Connection) -> dict[str, set[tuple[Any, ...]]]:
+    """Every row of the sports tables: what a rollback must restore."""
+    return {table: await db_rows(conn, table) for table in SPORTS_TABLES}
+
+
+async def assert_restored_counted(conn: Connection, rows_before: dict[str, set[tuple[Any, ...]]],
+                                  sums_before: dict[str, str], *, fault: str) -> None:
+    """After a rollback: every row as before it (counted under `fault`), and every
+    table's checksum as before it."""
+    await assert_tables_equal_counted(conn, rows_before, fault=fault)
+    assert await checksums(conn) == sums_before
+
+
+async def restore_snapshot(conn: Connection, rows: dict[str, set[tuple[Any, ...]]]) -> None:
+    """Puts the sports tables back to a snapshot, so that examples of a property start
+    from the same database (not a rollback: that is what the examples test)."""
+    columns = {
+        "sports.competitions": "id, name, season, starts_on, ends_on, status",
+        "sports.teams": "id, competition_id, name, club_id",
+        "sports.games": "id, competition_id, round, scheduled_at, home_team_id, away_team_id,"
+                        " venue, status, home_score, away_score, source_updated_at",
+    }  # as db_rows reads them
+    async with conn.transaction():
+        for table in reversed(SPORTS_TABLES):
+            await conn.execute(f"DELETE FROM {table}")
+        for table in SPORTS_TABLES:
+            count = columns[table].count(",") + 1
+            placeholders = ", ".join(f"${i + 1}" for i in range(count))
+            await conn.executemany(
+                f"INSERT INTO {table} ({columns[table]}) VALUES ({placeholders})",
+                sorted(rows[table], key=repr))

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from devstack.processes import free_port
 from devstack.upstream.server import UpstreamServer
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
@@ -22,7 +23,9 @@ from tests.helpers import assert_tables_equal, expected_association, start_sync
 pytestmark = pytest.mark.slow
 
 
-def worker_env(settings: Settings) -> dict[str, str]:
+def worker_env(settings: Settings, metrics_port: int | None = None,
+               health_port: int | None = None) -> dict[str, str]:
+    """A worker process's environment; each gets its own metrics and health ports."""
     assert settings.database_url is not None and settings.sports_api_url is not None
     return {
         **os.environ,
@@ -33,6 +36,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "PIPEWORKS_HOME": str(settings.home),
         "PIPEWORKS_GRACEFUL_SHUTDOWN_SECONDS": "20",
         "PIPEWORKS_LOG_FORMAT": "json",
+        "PIPEWORKS_METRICS_ADDRESS": f"127.0.0.1:{metrics_port or free_port()}",
+        "PIPEWORKS_HEALTH_ADDRESS": f"127.0.0.1:{health_port or free_port()}",
     }
 
 

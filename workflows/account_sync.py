@@ -47,6 +47,8 @@ class CompetitionFailed(Exception):
 
 @workflow.defn(name="AccountSyncWorkflow")
 class AccountSyncWorkflow(PipelineWorkflow):
+    PIPELINE = PIPELINE
+
     @workflow.init
     def __init__(self, params: dict[str, Any]) -> None:
         super().__init__()
@@ -57,6 +59,8 @@ class AccountSyncWorkflow(PipelineWorkflow):
         self._request: AccountSyncInput | None = None
         self._lease: LeaseRequest | None = None
         self._stages_done: dict[str, set[str]] = {}  # competition -> entities staged
+        self._names: dict[str, str] = {}  # competition id -> name, for summaries
+        self._isolated_cause: BaseException | None = None
 
     @workflow.run
     async def run(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -84,8 +88,11 @@ class AccountSyncWorkflow(PipelineWorkflow):
                 await self.shielded(lambda: workflow.execute_activity(
                     "release_org_lease", lease, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
                     retry_policy=PERSISTENT_RETRY, summary="release organisation lease"))
+            self.set_search_attributes(Stage=self.progress.status)
             await self.record_finished({"merge": self._merge_totals,
                                         "isolated_competitions": self._isolated})
+            await self.alert_if_needed(failure or self._isolated_cause,
+                                       partly_rolled_back=bool(self._isolated))
         return self.final_outcome(failure)
 
     async def _execute(self, request: AccountSyncInput) -> None:
@@ -107,6 +114,7 @@ class AccountSyncWorkflow(PipelineWorkflow):
         org: OrgRef = await self._step(
             "sports_resolve_org", org_request, OrgRef,
             summary=f"check {org_request.kind} {org_request.org_id} upstream")
+        self.set_search_attributes(OrgKind=org.kind, OrgId=org.org_id, Stage="competitions")
         return org
 
     async def _acquire_lease(self, org: OrgRef) -> None:
@@ -126,6 +134,8 @@ class AccountSyncWorkflow(PipelineWorkflow):
         teams, games = self.progress.stage("teams"), self.progress.stage("games")
         teams.total = games.total = len(competition_ids)
         teams.status = games.status = "running" if competition_ids else "done"
+        if competition_ids:
+            self.set_search_attributes(Stage="teams")
         self.note(f"syncing {len(competition_ids)} competitions of {org.kind} {org.org_id}")
         slots = asyncio.Semaphore(request.competition_concurrency)
         first_failure: list[CompetitionFailed] = []
@@ -180,11 +190,13 @@ class AccountSyncWorkflow(PipelineWorkflow):
             raise
         self._count_stage(stage.name, outcome)
         stage.done, stage.status = 1, "done"
+        self._names.update(outcome.labels)
         return outcome.keys
 
     async def _competition(self, request: AccountSyncInput, org: OrgRef,
                            competition_id: str) -> None:
         run_id = workflow.info().run_id
+        about = f"competition {self._names.get(competition_id) or competition_id}"
         for entity in ("teams", "games"):
             stage = self.progress.stage(entity)
             params = {}
@@ -194,15 +206,16 @@ class AccountSyncWorkflow(PipelineWorkflow):
                 competition_id)
             landed = await self._fetch(StreamRequest(
                 run_id, f"{run_id}/{entity}/{competition_id}", entity, path, competition_id,
-                params, request.page_size), f"fetch {entity} of competition {competition_id}")
+                params, request.page_size), f"fetch {entity} of {about}")
             stage.records.add(fetched=landed.items)
             outcome = await self._stage(StageRequest(
                 run_id, landed.load_id, entity, competition_id, competition_id,
                 org.org_id if org.kind == "club" and entity == "games" else None,
                 full_sync=not request.incremental),
-                f"stage {entity} of competition {competition_id}")
+                f"stage {entity} of {about}")
             self._count_stage(entity, outcome)
             stage.done += 1
+            self._teams_progressed()
             self._stages_done.setdefault(competition_id, set()).add(entity)
             self.note()
 
@@ -214,12 +227,20 @@ class AccountSyncWorkflow(PipelineWorkflow):
                 stage.done -= 1
             stage.failed += 1
         self._isolated.append(failed.competition_id)
+        self._isolated_cause = self._isolated_cause or failed.cause
+        self._teams_progressed()
         self.note(f"{failed}; undoing that competition's changes")
         await self._undo(failed.competition_id, str(failed))
+
+    def _teams_progressed(self) -> None:
+        teams = self.progress.stage("teams")
+        if teams.total is not None and teams.done + teams.failed >= teams.total:
+            self.set_search_attributes(Stage="games")
 
     async def _end_badly(self, err: BaseException) -> None:
         # Changes are only made while holding the lease; before it there is nothing to undo.
         undo = self._lease is not None
+        self.set_search_attributes(Stage="compensating")
         if self.is_cancellation(err):
             self.progress.status = "compensating"
             self.note(f"cancelled ({self._cancel_reason or 'cancel requested'}); undoing changes")

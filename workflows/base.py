@@ -9,12 +9,19 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from activities.alerts import RunAlert
     from activities.runs import RunFinished, RunStarted
+    from pipeworks import search_attributes
     from pipeworks.errors import (
         NON_RETRYABLE_ERROR_TYPES,
         ErrorCategory,
@@ -39,6 +46,11 @@ PERSISTENT_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30), maximum_attempts=0,
 )
 BOOKKEEPING_TIMEOUT = timedelta(seconds=60)
+# A webhook that stays down must not keep a finished run open for long.
+ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5)
+# Runs started before these existed replay without them (tests/histories).
+SEARCH_ATTRIBUTES_PATCH = "search-attributes"
+ALERTS_PATCH = "alerts"
 
 
 class DeadlineExceeded(Exception):
@@ -53,6 +65,7 @@ class PipelineWorkflow:
     def __init__(self) -> None:
         self._cancel_reason: str | None = None
         self._work: asyncio.Task[Any] | None = None  # the cancellable part of the run
+        self._search_attributes: dict[str, str] = {}
 
     @workflow.query(name="progress")
     def progress_query(self) -> dict[str, Any]:
@@ -158,11 +171,62 @@ class PipelineWorkflow:
         )
 
     async def record_finished(self, stats: dict[str, Any]) -> None:
+        workflow.logger.info("run %s: %s", self.progress.status, self.progress.message or "")
         run = RunFinished(workflow.info().run_id, self.progress.status,
                           {**self.progress.as_dict(), **stats})
         await self.shielded(lambda: workflow.execute_activity(
             "record_run_finished", run, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=PERSISTENT_RETRY, summary=f"record run {self.progress.status}"))
+
+    # -- search attributes and alerts ------------------------------------------
+
+    def search_attributes_on(self) -> bool:
+        """Only runs whose starter set `Pipeline` upsert the others: the starter sets it
+        when the namespace has them registered, and upserting an unregistered one would
+        fail every workflow task of the run."""
+        started_with = workflow.info().typed_search_attributes.get(search_attributes.PIPELINE)
+        return started_with is not None and workflow.patched(SEARCH_ATTRIBUTES_PATCH)
+
+    def set_search_attributes(self, **values: str) -> None:
+        """E.g. `Stage="games"`; unchanged values are not upserted again."""
+        changed = {k: v for k, v in values.items() if self._search_attributes.get(k) != v}
+        if not changed or not self.search_attributes_on():
+            return
+        keys = {key.name: key for key in search_attributes.ALL}
+        workflow.upsert_search_attributes(
+            [keys[name].value_set(value) for name, value in changed.items()])
+        self._search_attributes.update(changed)
+
+    def child_search_attributes(self, **values: str) -> TypedSearchAttributes | None:
+        if not self.search_attributes_on():
+            return None
+        keys: dict[str, SearchAttributeKey[str]] = {k.name: k for k in search_attributes.ALL}
+        return TypedSearchAttributes(
+            [SearchAttributePair(keys[n], v) for n, v in values.items()])
+
+    async def alert_if_needed(self, failure: BaseException | None,
+                              partly_rolled_back: bool = False) -> None:
+        """A failed or rolled-back run posts to the alert webhook (when one is set)."""
+        status = self.progress.status
+        if not (status in ("failed", "cancelled") or self.progress.rolled_back
+                or partly_rolled_back):
+            return
+        if not workflow.patched(ALERTS_PATCH):
+            return
+        info = workflow.info()
+        category = category_of(failure).value if failure is not None else (
+            "cancelled" if status == "cancelled" else ErrorCategory.PERMANENT.value)
+        alert = RunAlert(info.workflow_id, info.run_id, info.workflow_type,
+                         self.progress.pipeline, status, self.progress.rolled_back,
+                         category, self.progress.message or "")
+        try:
+            await self.shielded(lambda: workflow.execute_activity(
+                "send_run_alert", alert, start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=ALERT_RETRY, summary=f"alert: run {status}"))
+        except ActivityError as err:
+            # The run's outcome stands; an unreachable webhook is the operator's to see in
+            # the worker log and this note.
+            self.note(f"could not post the alert: {failure_message(err)}")
 
     def fail_invalid_input(self, message: str) -> ApplicationError:
         self.progress.status = "failed"

@@ -56,7 +56,10 @@ class BatchSyncWorkflow(PipelineWorkflow):
             self.progress.status = "completed_with_errors" if stage.failed else "completed"
             self.note(f"{stage.done} accounts synced, {stage.failed} failed")
         finally:
+            self.set_search_attributes(Stage=self.progress.status)
             await self.record_finished({"child_runs": self._finished_runs})
+            # A failed account alerts on its own; the batch only when it failed as a whole.
+            await self.alert_if_needed(failure)
         return self.final_outcome(failure)
 
     async def _sync_all(self, request: BatchSyncInput) -> None:
@@ -65,6 +68,7 @@ class BatchSyncWorkflow(PipelineWorkflow):
             start_to_close=BOOKKEEPING_TIMEOUT)
         stage = self.progress.stage("accounts")
         stage.total, stage.status = len(accounts), "running"
+        self.set_search_attributes(OrgKind=request.kind, Stage="accounts")
         self.note(f"syncing {len(accounts)} accounts, {request.max_concurrent} at once")
         slots = asyncio.Semaphore(request.max_concurrent)
         child_input = request.child_options()
@@ -113,7 +117,9 @@ class BatchSyncWorkflow(PipelineWorkflow):
         try:
             handle = await workflow.start_child_workflow(
                 AccountSyncWorkflow.run, {"account_id": account_id, **child_input},
-                id=workflow_id, static_summary=f"sync account {account_id}")
+                id=workflow_id, static_summary=f"sync account {account_id}",
+                search_attributes=self.child_search_attributes(
+                    Pipeline=AccountSyncWorkflow.PIPELINE))
         except WorkflowAlreadyStartedError:
             attached: dict[str, Any] = await self.run_activity(
                 "await_workflow", workflow_id, dict, summary=f"attach to {workflow_id}",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -13,6 +16,8 @@ from pipeworks.activity_errors import categorized_errors
 from pipeworks.errors import DataError, PermanentError
 from pipeworks.heartbeat import Heartbeater, carried_errors
 from pipeworks.http import ErrorTally, UpstreamClient
+from pipeworks.logging import get_logger
+from pipeworks.metrics import PipelineMetrics, current_stage
 from pipeworks.staging import StageOutcome, Stager, stage_load
 from pipeworks.streams import LandedStream, StreamRequest, land_stream
 
@@ -46,12 +51,27 @@ class StageRequest:
     full_sync: bool = True
 
 
+PIPELINE = "sports_sync"
+log = get_logger("pipeworks.activities.sports")
+
+
 class SportsActivities:
     def __init__(self, pool: asyncpg.Pool, upstream: UpstreamClient,
-                 *, keep_landed_pages: bool = False) -> None:
+                 *, keep_landed_pages: bool = False,
+                 metrics: PipelineMetrics | None = None) -> None:
         self._pool = pool
         self._upstream = upstream
         self._keep_landed_pages = keep_landed_pages
+        self._metrics = metrics or PipelineMetrics.disabled(PIPELINE)
+
+    @contextmanager
+    def _step(self, stage: str, step: str) -> Iterator[None]:
+        current_stage.set(stage)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._metrics.step_duration(stage, step, time.monotonic() - started)
 
     @activity.defn(name="sports_lookup_account")
     async def lookup_account(self, account_id: int) -> OrgRequest:
@@ -72,6 +92,7 @@ class SportsActivities:
     @activity.defn(name="sports_resolve_org")
     async def resolve_org(self, request: OrgRequest) -> OrgRef:
         """Checks the organisation exists upstream and finds its association."""
+        current_stage.set("organisation")
         tally = ErrorTally()
         tally.merge(carried_errors()[0])
         with categorized_errors(tally):
@@ -89,8 +110,11 @@ class SportsActivities:
 
     @activity.defn(name="sports_fetch_stream")
     async def fetch_stream(self, request: StreamRequest) -> LandedStream:
-        with categorized_errors():
-            return await land_stream(self._pool, self._upstream, request)
+        with self._step(request.entity, "fetch"), categorized_errors():
+            landed = await land_stream(self._pool, self._upstream, request, self._metrics)
+        log.info("stream landed", entity=request.entity, scope=request.scope,
+                 pages=landed.pages, items=landed.items)
+        return landed
 
     @activity.defn(name="sports_stage_stream")
     async def stage_stream(self, request: StageRequest) -> StageOutcome:
@@ -103,7 +127,7 @@ class SportsActivities:
         else:
             assert request.competition_id is not None
             stager = GameStager(request.competition_id, request.club_id)
-        with categorized_errors():
+        with self._step(request.entity, "stage"), categorized_errors():
             async with Heartbeater(), self._pool.acquire() as conn:
                 outcome = await stage_load(
                     conn, stager, load_id=request.load_id, run_id=request.run_id,
@@ -111,4 +135,8 @@ class SportsActivities:
                     full_sync=request.full_sync, keep_pages=self._keep_landed_pages,
                     return_keys=request.entity == "competitions")
         outcome.errors = carried_errors()[0]
+        log.info("load staged", entity=request.entity, scope=request.scope,
+                 staged=outcome.staged, invalid=outcome.invalid, **outcome.merge)
+        self._metrics.records_staged(request.entity, outcome.staged)
+        self._metrics.records_invalid(request.entity, outcome.invalid)
         return outcome

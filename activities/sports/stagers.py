@@ -33,6 +33,7 @@ class CompetitionStager:
     entity = "competitions"
     spec = COMPETITIONS
     scope_per_row = True  # isolating a competition restores its own row too
+    label_index: int | None = 1  # the name
 
     async def prepare(self, conn: Connection) -> None:
         return None
@@ -54,6 +55,7 @@ class TeamStager:
     entity = "teams"
     spec = TEAMS
     scope_per_row = False
+    label_index: int | None = None
 
     def __init__(self, competition_id: str) -> None:
         self.competition_id = competition_id
@@ -79,6 +81,7 @@ class GameStager:
     entity = "games"
     spec = GAMES
     scope_per_row = False
+    label_index: int | None = None
 
     def __init__(self, competition_id: str, club_id: str | None) -> None:
         self.competition_id = competition_id

@@ -1,0 +1,83 @@
+"""PIPEWORKS_UPSTREAM_RATE_LIMIT holds across workers: two workers, each with its own
+pool and HTTP client, together send no more than the limit (from the upstream's log)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from contextlib import AsyncExitStack
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from devstack.upstream.server import UpstreamServer
+from pipeworks.db import Connection, create_pool
+from pipeworks.rate_limit import SharedRateLimit
+from pipeworks.settings import Settings
+from pipeworks.temporal_client import connect_temporal
+from tests.helpers import assert_tables_equal, expected_association, running_worker, start_sync
+
+RATE = 25.0
+
+
+def busiest_window(arrivals: list[float], seconds: float) -> int:
+    """The most requests that arrived within any window of `seconds`."""
+    arrivals = sorted(arrivals)
+    most, start = 0, 0
+    for end, t in enumerate(arrivals):
+        while t - arrivals[start] >= seconds:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+async def test_the_limiter_spaces_callers_of_separate_pools(settings: Settings,
+                                                            db: Connection) -> None:
+    assert settings.database_url is not None
+    dsn = settings.database_url.get_secret_value()
+    async with AsyncExitStack() as stack:
+        limits = []
+        for _ in range(2):  # as two worker processes would: a pool each
+            pool = await create_pool(dsn, max_size=4)
+            stack.push_async_callback(pool.close)
+            limits.append(SharedRateLimit(pool, "test:spacing", per_second=50))
+        stamps: list[float] = []
+        loop = asyncio.get_running_loop()
+
+        async def caller(limit: SharedRateLimit) -> None:
+            for _ in range(15):
+                await limit.acquire()
+                stamps.append(loop.time())
+
+        await asyncio.gather(*(caller(limit) for limit in limits for _ in range(2)))
+    stamps.sort()
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    # 60 slots 20 ms apart: the whole takes at least 59 gaps; no two come close together.
+    assert stamps[-1] - stamps[0] >= 59 * 0.02 * 0.95
+    assert sorted(gaps)[len(gaps) // 10] >= 0.015, sorted(gaps)[:10]
+
+
+@pytest.mark.slow
+async def test_two_workers_together_keep_to_the_rate(
+    temporal_env: WorkflowEnvironment, settings: Settings, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    limited = settings.model_copy(update={"upstream_rate_limit": RATE})
+    upstream.stats.clear()
+    async with AsyncExitStack() as stack:
+        for _ in range(2):  # a client each, as two processes would have
+            client = await connect_temporal(limited)
+            await stack.enter_async_context(running_worker(limited, client))
+        handle = await start_sync(temporal_env.client, settings, org_kind="association",
+                                  org_id="A1", page_size=2, competition_concurrency=4)
+        result = await asyncio.wait_for(handle.result(), 120)
+    assert result["status"] == "completed"
+    await assert_tables_equal(db, expected_association(upstream.dataset, "A1"))
+    arrivals = [r["t"] for r in upstream.stats.log()]
+    assert len(arrivals) > 2 * RATE, "the run should take more than two seconds of requests"
+    # Slots are 1/RATE apart: any second holds at most RATE of them (+1 for the edges).
+    assert busiest_window(arrivals, 1.0) <= RATE + 1
+    elapsed = max(arrivals) - min(arrivals)
+    assert len(arrivals) / elapsed <= RATE * 1.05
+
+

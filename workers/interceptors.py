@@ -1,0 +1,52 @@
+"""What the worker does around every activity: bind the log context (workflow id, run
+id, activity), keep the health state's in-flight count, count retried failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
+
+from pipeworks.errors import category_of
+from pipeworks.metrics import PipelineMetrics, current_stage
+from workers.health import WorkerState
+
+
+class ActivityObserver(Interceptor):
+    def __init__(self, state: WorkerState, metrics: PipelineMetrics) -> None:
+        self._state = state
+        self._metrics = metrics
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ObservedActivity(next, self._state, self._metrics)
+
+
+class _ObservedActivity(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, state: WorkerState,
+                 metrics: PipelineMetrics) -> None:
+        super().__init__(next)
+        self._state = state
+        self._metrics = metrics
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        structlog.contextvars.bind_contextvars(
+            workflow_id=info.workflow_id, run_id=info.workflow_run_id,
+            activity=info.activity_type, attempt=info.attempt)
+        self._state.activity_started()
+        try:
+            return await self.next.execute_activity(input)
+        except ApplicationError as err:
+            if not err.non_retryable and not is_cancelled_exception(err):
+                self._metrics.retry(current_stage.get() or info.activity_type,
+                                    category_of(err).value)
+            raise
+        finally:
+            self._state.activity_finished()
