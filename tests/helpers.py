@@ -167,7 +167,7 @@ def write_chaos_tallies() -> None:
     CHAOS_TALLIES.clear()
 
 
-def _compare_counted(fault: str, table: str, expected: set[tuple[Any, ...]],
+def compare_counted(fault: str, table: str, expected: set[tuple[Any, ...]],
                      actual: set[tuple[Any, ...]]) -> str | None:
     tally = chaos_tally(fault)
     missing, extra = expected - actual, actual - expected
@@ -184,7 +184,7 @@ async def assert_tables_equal_counted(conn: Connection,
                                       expected: dict[str, set[tuple[Any, ...]]],
                                       *, fault: str) -> None:
     """`assert_tables_equal`, counting every row compared (and lost) under `fault`."""
-    problems = [_compare_counted(fault, table, rows, await db_rows(conn, table))
+    problems = [compare_counted(fault, table, rows, await db_rows(conn, table))
                 for table, rows in expected.items()]
     assert not any(problems), "; ".join(p for p in problems if p)
 

@@ -51,6 +51,7 @@ ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempt
 # Runs started before these existed replay without them (tests/histories).
 SEARCH_ATTRIBUTES_PATCH = "search-attributes"
 ALERTS_PATCH = "alerts"
+CANCEL_RACE_PATCH = "cancel-race"
 
 
 class DeadlineExceeded(Exception):
@@ -104,6 +105,7 @@ class PipelineWorkflow:
         compensation that follows."""
         cancellation = (ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
                         if heartbeat_timeout else ActivityCancellationType.TRY_CANCEL)
+        self.stop_if_cancel_requested()
         try:
             result: T = await workflow.execute_activity(
                 name, arg, result_type=result_type, start_to_close_timeout=start_to_close,
@@ -117,7 +119,16 @@ class PipelineWorkflow:
         absorbed = getattr(result, "errors", None)
         if isinstance(absorbed, dict):
             self.progress.count_errors(absorbed)
+        self.stop_if_cancel_requested()
         return result
+
+    def stop_if_cancel_requested(self) -> None:
+        """A cancel signal delivered in the same workflow task as an activity's result
+        cancels the awaiting task, but the SDK's activity handle then returns the result
+        and the cancellation is gone: the run would go on and end `completed`. Checked
+        around every activity and when the work ends, it stops the run here instead."""
+        if self._cancel_reason is not None and workflow.patched(CANCEL_RACE_PATCH):
+            raise asyncio.CancelledError(self._cancel_reason)
 
     async def guard(self, work: Coroutine[Any, Any, T], deadline_seconds: float | None) -> T:
         """Runs `work` so that a cancel signal or the deadline can stop it."""
@@ -126,6 +137,7 @@ class PipelineWorkflow:
             self._work.cancel()
         if deadline_seconds is None:
             finished: T = await self._work
+            self.stop_if_cancel_requested()
             return finished
         try:
             done, _ = await workflow.wait([self._work], timeout=deadline_seconds)
@@ -137,6 +149,7 @@ class PipelineWorkflow:
             await self._stop_work()
             raise DeadlineExceeded(f"run deadline of {deadline_seconds:g}s exceeded")
         outcome: T = self._work.result()
+        self.stop_if_cancel_requested()
         return outcome
 
     async def _stop_work(self) -> None:

@@ -4,10 +4,16 @@ Every request draws the same four numbers from the fault RNG whatever the outcom
 the fate of the n-th request depends only on the seed, n and the configured rates: a run
 with a given seed and a sequential client is reproducible. Admin requests never reach
 this module.
+
+Two switches put a failure at an exact point of a client's run rather than at a rate:
+``path_pass_count`` lets the first N requests matching ``path_status`` through (so a
+sequential client's page N+1 fails), and ``hold_after`` holds every request after the
+first N until the configuration changes (so a test can act while a run stands still).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import random
 import threading
@@ -52,6 +58,12 @@ class FaultConfig(BaseModel):
     path_status: dict[str, int] = Field(default_factory=dict)
     # With path_status: an outage that ends after this many failed requests (0: never).
     path_fail_count: int = Field(default=0, ge=0)
+    # With path_status: the first this many matching requests pass unharmed, so that
+    # e.g. page N+1 of a stream fails (a sequential client asks once per page).
+    path_pass_count: int = Field(default=0, ge=0)
+    # Requests after the first this many (counted from when this config was set) are
+    # held until the config is changed or reset, or the server stops. None: no hold.
+    hold_after: int | None = Field(default=None, ge=0)
     fail_next: int = Field(default=0, ge=0)
     fail_next_status: int = Field(default=503, ge=400, le=599)
     # fnmatch patterns of list paths whose pages, fetched with a cursor, name that
@@ -84,6 +96,8 @@ class FaultDecision:
     retry_after_s: int | None = None
     malformed_style: MalformedStyle | None = None
     drop_mode: Literal["reset", "close"] = "reset"
+    # Set when the request must wait at this gate (``Faults.wait_at_gate``) first.
+    hold: threading.Event | None = None
 
 
 NO_FAULT = FaultDecision()
@@ -99,6 +113,8 @@ class Faults:
     def __init__(self, config: FaultConfig | None = None) -> None:
         self._lock = threading.Lock()
         self._initial = config or FaultConfig()
+        self._gate = threading.Event()
+        self._held = 0
         self._apply(self._initial)
 
     def _apply(self, config: FaultConfig) -> None:
@@ -106,7 +122,29 @@ class Faults:
         self._rng = random.Random(config.seed)  # noqa: S311 - reproducible, not secret
         self._remaining = config.fail_next
         self._path_failures = 0
+        self._path_passes = 0
         self._requests = 0
+        self._gate.set()  # requests held under the previous config go on
+        self._gate = threading.Event()
+
+    @property
+    def held(self) -> int:
+        """How many requests are waiting at the ``hold_after`` gate right now."""
+        with self._lock:
+            return self._held
+
+    def wait_at_gate(self, gate: threading.Event, stopping: threading.Event) -> bool:
+        """Block until ``gate`` opens (True) or ``stopping`` is set (False)."""
+        with self._lock:
+            self._held += 1
+        try:
+            while not gate.wait(0.05):
+                if stopping.is_set():
+                    return False
+            return True
+        finally:
+            with self._lock:
+                self._held -= 1
 
     @property
     def config(self) -> FaultConfig:
@@ -136,45 +174,55 @@ class Faults:
 
     def decide(self, path: str) -> FaultDecision:
         with self._lock:
-            config = self._config
-            self._requests += 1
-            rng = self._rng
-            jitter_u, slow_u, outcome_u, detail_u = (
-                rng.random(),
-                rng.random(),
-                rng.random(),
-                rng.random(),
-            )
-            delay_ms = config.latency_ms + config.jitter_ms * jitter_u
-            if slow_u < config.slow_rate:
-                delay_ms += config.slow_ms
-            delay_s = delay_ms / 1000.0
-            outage_over = 0 < config.path_fail_count <= self._path_failures
-            for pattern, status in config.path_status.items():
-                if not outage_over and fnmatch.fnmatchcase(path, pattern):
-                    self._path_failures += 1
-                    return self._status(delay_s, "path", status, config)
-            if self._remaining > 0:
-                self._remaining -= 1
-                return self._status(delay_s, "fail_next", config.fail_next_status, config)
-            threshold = config.drop_rate
-            if outcome_u < threshold:
-                return FaultDecision(delay_s, "drop", drop_mode=config.drop_mode)
-            threshold += config.rate_limit_rate
-            if outcome_u < threshold:
-                return FaultDecision(delay_s, "rate_limit", 429, config.retry_after_s)
-            threshold += config.error_rate
-            if outcome_u < threshold:
-                status = config.error_statuses[int(detail_u * len(config.error_statuses))]
-                return FaultDecision(delay_s, "error", status)
-            threshold += config.html_rate
-            if outcome_u < threshold:
-                return FaultDecision(delay_s, "html", config.html_status)
-            threshold += config.malformed_rate
-            if outcome_u < threshold:
-                style = _MALFORMED_STYLES[int(detail_u * len(_MALFORMED_STYLES))]
-                return FaultDecision(delay_s, "malformed", malformed_style=style)
-            return FaultDecision(delay_s) if delay_s else NO_FAULT
+            decision = self._decide(path)
+            if self._config.hold_after is not None and self._requests > self._config.hold_after:
+                return dataclasses.replace(decision, hold=self._gate)
+            return decision
+
+    def _decide(self, path: str) -> FaultDecision:
+        """The decision for one request; the caller holds ``self._lock``."""
+        config = self._config
+        self._requests += 1
+        rng = self._rng
+        jitter_u, slow_u, outcome_u, detail_u = (
+            rng.random(),
+            rng.random(),
+            rng.random(),
+            rng.random(),
+        )
+        delay_ms = config.latency_ms + config.jitter_ms * jitter_u
+        if slow_u < config.slow_rate:
+            delay_ms += config.slow_ms
+        delay_s = delay_ms / 1000.0
+        outage_over = 0 < config.path_fail_count <= self._path_failures
+        for pattern, status in config.path_status.items():
+            if not outage_over and fnmatch.fnmatchcase(path, pattern):
+                if self._path_passes < config.path_pass_count:
+                    self._path_passes += 1
+                    break
+                self._path_failures += 1
+                return self._status(delay_s, "path", status, config)
+        if self._remaining > 0:
+            self._remaining -= 1
+            return self._status(delay_s, "fail_next", config.fail_next_status, config)
+        threshold = config.drop_rate
+        if outcome_u < threshold:
+            return FaultDecision(delay_s, "drop", drop_mode=config.drop_mode)
+        threshold += config.rate_limit_rate
+        if outcome_u < threshold:
+            return FaultDecision(delay_s, "rate_limit", 429, config.retry_after_s)
+        threshold += config.error_rate
+        if outcome_u < threshold:
+            status = config.error_statuses[int(detail_u * len(config.error_statuses))]
+            return FaultDecision(delay_s, "error", status)
+        threshold += config.html_rate
+        if outcome_u < threshold:
+            return FaultDecision(delay_s, "html", config.html_status)
+        threshold += config.malformed_rate
+        if outcome_u < threshold:
+            style = _MALFORMED_STYLES[int(detail_u * len(_MALFORMED_STYLES))]
+            return FaultDecision(delay_s, "malformed", malformed_style=style)
+        return FaultDecision(delay_s) if delay_s else NO_FAULT
 
     @staticmethod
     def _status(

@@ -123,7 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         decision = upstream.faults.decide(path)
         response: Response | None = None
-        if decision.delay_s > 0 and upstream.stopping.wait(decision.delay_s):
+        released = decision.hold is None or upstream.faults.wait_at_gate(
+            decision.hold, upstream.stopping
+        )
+        if not released or (decision.delay_s > 0 and upstream.stopping.wait(decision.delay_s)):
             self._drop("close")
         elif decision.action == "drop":
             self._drop(decision.drop_mode)
@@ -143,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
             query=query,
             route=api.route_template(path),
             status=None if response is None else response.status,
-            fault=None if decision.action == "none" else decision.action,
+            fault=_fault_name(decision),
             duration_s=time.monotonic() - arrived,
         )
         if response is not None:
@@ -206,6 +209,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         if mode == "reset":
             self.server.mark_reset(self.connection)
+
+
+def _fault_name(decision: FaultDecision) -> str | None:
+    """What the request log shows: the fault, and whether the request was held first."""
+    action = None if decision.action == "none" else decision.action
+    if decision.hold is None:
+        return action
+    return "held" if action is None else f"held+{action}"
 
 
 def _authorized(header: str | None, token: str) -> bool:

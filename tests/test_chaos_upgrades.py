@@ -1,0 +1,186 @@
+"""Deploying workflow changes safely: recorded histories cover every workflow type and
+both sides of the `outage-pause` patch, and the replay check really fails when a
+change is not behind `workflow.patched`.
+
+Record the extra histories used here (a run that paused for an outage, a cancelled run,
+a batch) with PIPEWORKS_RECORD_HISTORIES=1; recording never overwrites a history, so
+histories of earlier versions stay and keep being replayed (tests/test_replay.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import temporalio.workflow
+from temporalio.client import WorkflowHandle, WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
+
+from devstack.temporal import test_server_path
+from devstack.upstream.faults import FaultConfig
+from devstack.upstream.server import UpstreamServer
+from pipeworks.db import Connection
+from pipeworks.settings import Settings
+from starters.client import run_options
+from tests.helpers import a_club_of, running_worker, start_sync
+from workers.worker import WORKFLOWS
+from workflows.account_sync import OUTAGE_PAUSE_PATCH
+
+HISTORIES = Path(__file__).parent / "histories"
+RECORDING = bool(os.environ.get("PIPEWORKS_RECORD_HISTORIES"))
+PAUSED = "account_sync_outage_paused.json"   # recorded with the patch: paused, resumed
+BEFORE_PAUSE = ("account_sync_transient_rolled_back_v1.json",  # recorded before it:
+                "account_sync_transient_isolated_v1.json")     # an outage failed the fetch
+
+
+def load(name: str) -> WorkflowHistory:
+    recorded = json.loads((HISTORIES / name).read_text())
+    return WorkflowHistory.from_json(recorded["workflow_id"], recorded["history"])
+
+
+def histories() -> dict[str, WorkflowHistory]:
+    return {path.name: load(path.name) for path in sorted(HISTORIES.glob("*.json"))}
+
+
+def workflow_type(history: WorkflowHistory) -> str:
+    started = history.events[0].workflow_execution_started_event_attributes
+    return started.workflow_type.name
+
+
+def patch_markers(history: WorkflowHistory) -> set[str]:
+    """Patch ids recorded in a history (`workflow.patched` returned True there)."""
+    found = set()
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_patch":
+                payload = marker.details["patch-data"].payloads[0]
+                found.add(json.loads(payload.data)["id"])
+    return found
+
+
+def timers(history: WorkflowHistory) -> int:
+    return sum(e.HasField("timer_started_event_attributes") for e in history.events)
+
+
+def test_every_workflow_type_has_recorded_histories() -> None:
+    recorded = {workflow_type(h) for h in histories().values()}
+    for defn in WORKFLOWS:
+        # The name given to @workflow.defn (the SDK keeps it on a private class).
+        name = temporalio.workflow._Definition.must_from_class(defn).name
+        assert name in recorded, f"no recorded history of {name}: record one"
+
+
+def test_the_outage_pause_patch_has_histories_from_both_sides() -> None:
+    paused = load(PAUSED)
+    assert OUTAGE_PAUSE_PATCH in patch_markers(paused) and timers(paused) >= 1
+    for name in BEFORE_PAUSE:
+        before = load(name)
+        assert OUTAGE_PAUSE_PATCH not in patch_markers(before) and timers(before) == 0, name
+
+
+async def replay(history: WorkflowHistory,
+                 patched: Callable[[str], bool] | None = None) -> BaseException | None:
+    """Replays on the current code, with `workflow.patched` replaced if asked; returns
+    the replay failure, if any."""
+    original = temporalio.workflow.patched
+    if patched is not None:
+        temporalio.workflow.patched = patched
+    try:
+        replayer = Replayer(workflows=list(WORKFLOWS), workflow_runner=UnsandboxedWorkflowRunner())
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        return result.replay_failure
+    finally:
+        temporalio.workflow.patched = original
+
+
+async def test_a_change_without_its_patch_gate_fails_the_replay_check() -> None:
+    """What the patch is for, shown both ways: pausing unconditionally breaks the runs
+    recorded before pausing existed, and never pausing breaks the runs that paused."""
+    original = temporalio.workflow.patched
+
+    def always(patch_id: str) -> bool:
+        return True if patch_id == OUTAGE_PAUSE_PATCH else original(patch_id)
+
+    def never(patch_id: str) -> bool:
+        return False if patch_id == OUTAGE_PAUSE_PATCH else original(patch_id)
+
+    for name in (*BEFORE_PAUSE, PAUSED):
+        assert await replay(load(name)) is None, f"{name} must replay on the current code"
+    for name in BEFORE_PAUSE:
+        failure = await replay(load(name), always)
+        assert isinstance(failure, temporalio.workflow.NondeterminismError), (name, failure)
+    failure = await replay(load(PAUSED), never)
+    assert isinstance(failure, temporalio.workflow.NondeterminismError), failure
+
+
+# -- recording (PIPEWORKS_RECORD_HISTORIES=1) ----------------------------------------
+
+
+def save(name: str, workflow_id: str, history: WorkflowHistory) -> None:
+    path = HISTORIES / name
+    if path.exists():
+        return  # histories of earlier code are what the replay check is for
+    path.write_text(json.dumps({"workflow_id": workflow_id,
+                                "history": history.to_json_dict()}, indent=1))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_path())
+    yield env
+    await env.shutdown()
+
+
+@pytest.mark.skipif(not RECORDING, reason="records histories only when asked to")
+async def test_record_a_run_that_paused_for_an_outage(
+    skipping_env: WorkflowEnvironment, settings: Settings, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    first = upstream.dataset.expected_competitions("A1")[0]["id"]
+    upstream.faults.set(path_status={f"/v1/competitions/{first}/games": 503},
+                        path_fail_count=30)
+    async with running_worker(settings, skipping_env.client):
+        handle = await start_sync(skipping_env.client, settings, org_kind="association",
+                                  org_id="A1")
+        assert (await handle.result())["status"] == "completed"
+        history = await handle.fetch_history()
+    assert timers(history) == 1
+    save(PAUSED, handle.id, history)
+
+
+@pytest.mark.skipif(not RECORDING, reason="records histories only when asked to")
+async def test_record_a_cancelled_run_and_a_batch(
+    temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    upstream.faults.set(FaultConfig(hold_after=12))
+    handle: WorkflowHandle[Any, Any] = await start_sync(
+        temporal_env.client, settings, org_kind="association", org_id="A1", page_size=3)
+    deadline = asyncio.get_running_loop().time() + 30
+    while upstream.faults.held == 0:  # stands still at the gate: no result races the signal
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    await handle.signal("cancel", {"reason": "recording a cancelled run"})
+    upstream.faults.clear()
+    with pytest.raises(Exception):  # noqa: B017 - it ends as a Cancelled failure
+        await handle.result()
+    save("account_sync_cancelled.json", handle.id, await handle.fetch_history())
+
+    club = a_club_of(upstream.dataset, "A2")
+    await db.executemany(
+        "INSERT INTO sports.accounts (id, kind, org_id, name) VALUES ($1, $2, $3, $4)",
+        [(1, "association", "A1", "One"), (10, "club", club, "A club")])
+    batch = await temporal_env.client.start_workflow(
+        "BatchSyncWorkflow", {**run_options(settings), "kind": "all", "max_concurrent": 2},
+        id=f"sports-sync-batch-all-{uuid.uuid4().hex[:6]}", task_queue=settings.task_queue)
+    assert (await batch.result())["status"] == "completed"
+    save("batch_sync_completed.json", batch.id, await batch.fetch_history())
