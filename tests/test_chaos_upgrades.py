@@ -184,3 +184,36 @@ async def test_record_a_cancelled_run_and_a_batch(
         id=f"sports-sync-batch-all-{uuid.uuid4().hex[:6]}", task_queue=settings.task_queue)
     assert (await batch.result())["status"] == "completed"
     save("batch_sync_completed.json", batch.id, await batch.fetch_history())
+
+
+@pytest.mark.skipif(not RECORDING, reason="records histories only when asked to")
+async def test_record_runs_with_search_attributes_and_an_alert(
+    temporal_env: WorkflowEnvironment, settings: Settings, db: Connection,
+    upstream: UpstreamServer,
+) -> None:
+    """Runs as the starters start them since search attributes, alerts and the cancel-race
+    check exist: their markers and upserts must replay on later code."""
+    from starters.client import start_run
+    from workflows.inputs import AccountSyncInput, BatchSyncInput
+
+    alerting = settings.model_copy(update={"alert_webhook_url": "http://127.0.0.1:9/hook"})
+    last = upstream.dataset.expected_competitions("A1")[-1]["id"]
+    upstream.faults.set(path_status={f"/v1/competitions/{last}/games": 404})
+    async with running_worker(alerting, temporal_env.client):
+        failing = await start_run(temporal_env.client, settings, AccountSyncInput.model_validate(
+            {**run_options(settings), "org_kind": "association", "org_id": "A1"}))
+        with pytest.raises(Exception):  # noqa: B017 - it fails, rolls back and alerts
+            await failing.handle.result()
+        save("account_sync_v2_rolled_back_alerted.json", failing.handle.id,
+             await failing.handle.fetch_history())
+        upstream.faults.clear()
+        await db.executemany(
+            "INSERT INTO sports.accounts (id, kind, org_id, name) VALUES ($1, $2, $3, $4)",
+            [(1, "association", "A1", "One"), (2, "association", "A2", "Two")])
+        batch = await start_run(temporal_env.client, settings, BatchSyncInput.model_validate(
+            {**run_options(settings), "kind": "association"}))
+        assert (await batch.handle.result())["status"] == "completed"
+        save("batch_sync_v2_search_attributes.json", batch.handle.id,
+             await batch.handle.fetch_history())
+        child = temporal_env.client.get_workflow_handle("sports-sync-account-1")
+        save("account_sync_v2_search_attributes.json", child.id, await child.fetch_history())

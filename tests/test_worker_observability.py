@@ -168,7 +168,7 @@ async def test_sigterm_turns_ready_into_draining_then_the_worker_exits(
         upstream.faults.set(hold_after=3)
         handle = await start_sync(temporal_env.client, settings, org_kind="association",
                                   org_id="A1", page_size=2)
-        while upstream.faults.held() == 0:
+        while upstream.faults.held == 0:
             await asyncio.sleep(0.02)
         await worker.until(lambda d: d["state"] == "processing")
         assert worker.process is not None
