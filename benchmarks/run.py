@@ -345,7 +345,10 @@ class Stack:
                "PIPEWORKS_TEMPORAL_ADDRESS": target,
                "PIPEWORKS_TASK_QUEUE": self.task_queue,
                "PIPEWORKS_HOME": str(self.dir / ".pipeworks"),
-               "PIPEWORKS_LOG_FORMAT": "json"}
+               "PIPEWORKS_LOG_FORMAT": "json",
+               # Off: a dev stack's worker (or a second benchmark worker) may hold the
+               # default ports, and the benchmark reads nothing from them.
+               "PIPEWORKS_METRICS_ADDRESS": "", "PIPEWORKS_HEALTH_ADDRESS": ""}
         command = ["-m", "starters.cli", "worker"]
         if self.config.profile or self.config.unsandboxed:
             command = ["-m", "benchmarks.bench_worker"]

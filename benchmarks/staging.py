@@ -38,18 +38,14 @@ from pipeworks.staging import stage_load
 
 # What each statement of a stage is, by the start of its SQL (first match wins).
 LABELS: list[tuple[str, str]] = [
-    (r"SELECT pg_advisory_xact_lock|SELECT status, stage_result FROM pipeline\.loads",
-     "lock scope + load row"),
+    (r"SELECT pg_advisory_xact_lock", "lock scope"),
+    (r"SELECT l\.status, l\.stage_result", "load row + landed pages"),
+    (r"SELECT attname, format_type", "column types (once per connection's process)"),
     (r"SELECT id, club_id FROM sports\.teams", "read the competition's teams"),
-    (r"SELECT page_no, body FROM pipeline\.landed_pages", "read landed pages"),
     (r"INSERT INTO pipeline\.dead_letters", "dead letters"),
-    (r"CREATE TEMP TABLE|ANALYZE", "temp tables (create, ANALYZE)"),
-    (r"COPY", "COPY rows and keys into temp tables"),
-    (r"\s*INSERT INTO pipeline\.changes", "change log: before-images"),
-    (r"\s*WITH written AS", "upsert into sports.games"),
-    (r"\s*WITH gone AS", "delete unlisted (+ its change log)"),
-    (r"UPDATE pipeline\.loads SET status = 'staged'", "mark load staged"),
-    (r"DELETE FROM pipeline\.landed_pages", "drop landed pages"),
+    (r"\s*WITH incoming AS", "merge: upsert + change log + delete unlisted (1 statement)"),
+    (r"WITH dropped AS|UPDATE pipeline\.loads SET status = 'staged'",
+     "mark load staged (+ drop its pages)"),
     (r"BEGIN", "begin"),
     (r"COMMIT", "commit"),
 ]

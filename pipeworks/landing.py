@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -89,6 +90,33 @@ async def finish_load(conn: Connection, *, load_id: str, pages: int) -> int:
             items = await conn.fetchval(
                 "SELECT items FROM pipeline.loads WHERE load_id = $1", load_id)
     return int(items or 0)
+
+
+async def landed_load(conn: Connection, load_id: str) -> Sequence[asyncpg.Record]:
+    """The load row, locked, with its pages in order: one record per page with `status`,
+    `stage_result`, `page_no` and `body` (one record with no page when it has none). Empty
+    when the load is unknown. Call inside a transaction."""
+    return await conn.fetch(
+        "SELECT l.status, l.stage_result, p.page_no, p.body FROM pipeline.loads l"
+        " LEFT JOIN pipeline.landed_pages p ON p.load_id = l.load_id"
+        " WHERE l.load_id = $1 ORDER BY p.page_no FOR UPDATE OF l",
+        load_id)
+
+
+async def mark_staged(conn: Connection, load_id: str, result: dict[str, Any], *,
+                      drop_pages: bool) -> None:
+    """The load is staged with `result`; its pages go unless they are to be kept."""
+    if drop_pages:
+        await conn.execute(
+            "WITH dropped AS (DELETE FROM pipeline.landed_pages WHERE load_id = $1)"
+            " UPDATE pipeline.loads SET status = 'staged', staged_at = now(), stage_result = $2"
+            " WHERE load_id = $1",
+            load_id, result)
+    else:
+        await conn.execute(
+            "UPDATE pipeline.loads SET status = 'staged', staged_at = now(), stage_result = $2"
+            " WHERE load_id = $1",
+            load_id, result)
 
 
 async def landed_bodies(conn: Connection, load_id: str) -> Sequence[asyncpg.Record]:

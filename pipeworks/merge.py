@@ -17,8 +17,10 @@ from typing import Any
 from pipeworks.db import Connection
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
-# Below this a temp table's missing statistics do not mislead the planner.
-ANALYZE_ABOVE_ROWS = 5000
+# Column types as the catalog spells them (`timestamp with time zone`, `integer`, ...).
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9_ ]*(\([0-9, ]+\))?(\[\])?")
+# Per process: a migration that changes a column type goes with a worker restart.
+_column_types: dict[str, dict[str, str]] = {}
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,6 @@ class TableSpec:
     def compared(self) -> tuple[str, ...]:
         return tuple(c for c in self.columns if c != self.key)
 
-    @property
-    def staging_name(self) -> str:
-        return "incoming_" + self.name.replace(".", "_")
-
 
 @dataclass
 class MergeCounts:
@@ -60,6 +58,26 @@ def _tuple(alias: str, columns: Sequence[str]) -> str:
     return "(" + ", ".join(f"{alias}.{c}" for c in columns) + ")"
 
 
+async def column_types(conn: Connection, spec: TableSpec) -> dict[str, str]:
+    """The SQL type of each of `spec.columns`, read from the catalog once per process."""
+    types = _column_types.get(spec.name)
+    if types is None:
+        rows = await conn.fetch(
+            "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
+            " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+            spec.name)
+        found = {r["attname"]: r["type"] for r in rows}
+        missing = [c for c in spec.columns if c not in found]
+        if missing:
+            raise RuntimeError(f"{spec.name} has no columns {missing}")
+        types = {c: found[c] for c in spec.columns}
+        odd = [t for t in types.values() if not _TYPE_NAME.fullmatch(t)]
+        if odd:
+            raise RuntimeError(f"{spec.name}: unexpected column types {odd}")
+        _column_types[spec.name] = types
+    return types
+
+
 async def merge_rows(
     conn: Connection,
     spec: TableSpec,
@@ -75,34 +93,56 @@ async def merge_rows(
     """Upsert `rows` (unique by key) and, with `delete_where`, delete the rows in that
     scope whose keys the upstream no longer lists (`listed_keys`, a superset of the
     rows' keys). `delete_where` is a predicate on alias `t` whose parameters start
-    at $3. Must run inside a transaction."""
+    at $3. Must run inside a transaction.
+
+    One statement does it all: the rows arrive as one array per column (no temp table,
+    no COPY); one join finds what changes, and the same rows feed the change log (with
+    their before-images) and the upsert; the rows no longer listed are change-logged
+    and deleted. All of it sees one snapshot. The upserted keys are listed and the
+    deleted ones are not, so the two never touch the same row."""
     if not conn.is_in_transaction():
-        # Outside one, the temp tables below would empty after every statement.
+        # The change log and the rows must commit together.
         raise RuntimeError("merge_rows must run inside a transaction")
-    staging = spec.staging_name
+    types = await column_types(conn, spec)
     cols = ", ".join(spec.columns)
-    # Kept per connection and emptied at commit: creating, indexing and analysing
-    # a fresh table for every load cost more than the merge itself. Emptied here
-    # too, in case of an earlier merge of the same table in this transaction.
-    await conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS"
-        f" SELECT {cols} FROM {spec.name} WITH NO DATA; DELETE FROM {staging}")
-    await conn.copy_records_to_table(staging, records=rows, columns=list(spec.columns))
-    if len(rows) > ANALYZE_ABOVE_ROWS:
-        await conn.execute(f"ANALYZE {staging}")
-    differs = f"{_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('i', spec.compared)}"
-    scope_args = () if scope_per_row else (scope,)
+    scope_args: tuple[Any, ...] = () if scope_per_row else (scope,)
+    args: list[Any] = [run_id, *scope_args]
     row_scope = f"c.{spec.key}" if scope_per_row else "$2"
+    deleting = delete_where is not None
+    if deleting:
+        if scope_per_row:
+            raise ValueError("deletes are logged under the load's scope: not per row")
+        args.extend(delete_args)
+    first = len(args) + 1
+    arrays = ", ".join(f"${first + i}::{types[c]}[]" for i, c in enumerate(spec.columns))
+    args.extend(list(column) for column in _columns(rows, len(spec.columns)))
+    differs = f"{_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('i', spec.compared)}"
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.compared)
-    # One join finds what changes; the same rows feed the change log (with their
-    # before-images) and the upsert, all in one statement and one snapshot.
+    deletion = ""
+    if deleting:
+        args.append(list(listed_keys))
+        deletion = f"""
+        , gone AS (
+            SELECT t.* FROM {spec.name} t
+            WHERE ({delete_where}) AND NOT EXISTS (
+                SELECT 1 FROM unnest(${len(args)}::text[]) AS l(key) WHERE l.key = t.{spec.key})
+        ), gone_logged AS (
+            INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
+            SELECT $1, $2, '{spec.name}', g.{spec.key}, 'delete', to_jsonb(g) FROM gone g
+            ON CONFLICT (run_id, table_name, row_key) DO NOTHING
+        ), removed AS (
+            DELETE FROM {spec.name} t USING gone g WHERE t.{spec.key} = g.{spec.key}
+            RETURNING 1
+        )"""
     written = await conn.fetchrow(
         f"""
-        WITH changed AS (
+        WITH incoming AS (
+            SELECT * FROM unnest({arrays}) AS i({cols})
+        ), changed AS (
             SELECT i.*, t.{spec.key} IS NULL AS pipeworks_is_new,
                    CASE WHEN t.{spec.key} IS NULL THEN NULL ELSE to_jsonb(t) END
                        AS pipeworks_before
-            FROM {staging} i LEFT JOIN {spec.name} t ON t.{spec.key} = i.{spec.key}
+            FROM incoming i LEFT JOIN {spec.name} t ON t.{spec.key} = i.{spec.key}
             WHERE t.{spec.key} IS NULL OR {differs}
         ), logged AS (
             INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
@@ -116,50 +156,25 @@ async def merge_rows(
             ON CONFLICT ({spec.key}) DO UPDATE SET {assignments}
             WHERE {_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('EXCLUDED', spec.compared)}
             RETURNING (xmax = 0) AS inserted
-        )
-        SELECT count(*) FILTER (WHERE inserted) AS inserted,
-               count(*) FILTER (WHERE NOT inserted) AS updated
-        FROM written
+        ){deletion}
+        SELECT (SELECT count(*) FILTER (WHERE inserted) FROM written) AS inserted,
+               (SELECT count(*) FILTER (WHERE NOT inserted) FROM written) AS updated,
+               {"(SELECT count(*) FROM removed)" if deleting else "0"} AS deleted
         """,
-        run_id, *scope_args,
+        *args,
     )
     assert written is not None
-    counts = MergeCounts(inserted=written["inserted"], updated=written["updated"])
+    counts = MergeCounts(inserted=written["inserted"], updated=written["updated"],
+                         deleted=written["deleted"])
     counts.unchanged = len(rows) - counts.inserted - counts.updated
-    if delete_where is not None:
-        counts.deleted = await _delete_unlisted(
-            conn, spec, listed_keys, run_id, scope, delete_where, delete_args)
     return counts
 
 
-async def _delete_unlisted(
-    conn: Connection, spec: TableSpec, listed_keys: Collection[str], run_id: str, scope: str,
-    delete_where: str, delete_args: Sequence[Any],
-) -> int:
-    listed = f"listed_{spec.staging_name}"
-    await conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {listed} (key text PRIMARY KEY) ON COMMIT DELETE ROWS;"
-        f" DELETE FROM {listed}")
-    await conn.copy_records_to_table(listed, records=[(k,) for k in listed_keys])
-    deleted = await conn.fetchval(
-        f"""
-        WITH gone AS (
-            SELECT t.* FROM {spec.name} t
-            WHERE ({delete_where})
-              AND NOT EXISTS (SELECT 1 FROM {listed} l WHERE l.key = t.{spec.key})
-        ), logged AS (
-            INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
-            SELECT $1, $2, '{spec.name}', g.{spec.key}, 'delete', to_jsonb(g) FROM gone g
-            ON CONFLICT (run_id, table_name, row_key) DO NOTHING
-        ), removed AS (
-            DELETE FROM {spec.name} t USING gone g WHERE t.{spec.key} = g.{spec.key}
-            RETURNING 1
-        )
-        SELECT count(*) FROM removed
-        """,
-        run_id, scope, *delete_args,
-    )
-    return int(deleted)
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
+    """Rows to columns: `[(a1, b1), (a2, b2)]` -> `[(a1, a2), (b1, b2)]`."""
+    if not rows:
+        return [() for _ in range(width)]
+    return list(zip(*rows, strict=True))
 
 
 async def undo_changes(

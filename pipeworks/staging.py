@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pipeworks.db import Connection
 from pipeworks.errors import PermanentError, SystemFailure
-from pipeworks.landing import drop_landed_pages, landed_bodies
+from pipeworks.landing import landed_load, mark_staged
 from pipeworks.merge import MergeCounts, TableSpec, merge_rows
 
 
@@ -39,6 +39,11 @@ class Stager(Protocol):
     async def prepare(self, conn: Connection) -> None: ...
 
     def judge(self, item: Any) -> Verdict: ...
+
+    def judge_page(self, body: bytes) -> list[Verdict] | None:
+        """Every item's verdict when the whole page is valid (a fast path), or None:
+        then each item is judged on its own."""
+        ...
 
     def delete_scope(self) -> tuple[str, Sequence[Any]] | None:
         """Predicate on alias `t` (params from $3) of rows a full sync owns, or None."""
@@ -87,9 +92,9 @@ async def stage_load(
         # Serializes writers of one scope across runs and workers; the xact
         # variant because a pooled connection's reset would drop a session lock.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", lock_key)
-        load = await conn.fetchrow(
-            "SELECT status, stage_result FROM pipeline.loads WHERE load_id = $1 FOR UPDATE",
-            load_id)
+        # The load row (locked) and its landed pages, in one round trip.
+        landed = await landed_load(conn, load_id)
+        load = landed[0] if landed else None
         if load is None or load["status"] == "fetching":
             raise SystemFailure(f"load {load_id} is not landed yet")
         if load["status"] == "compensated":
@@ -105,7 +110,22 @@ async def stage_load(
         # invalid this time keeps its old row instead of being deleted as gone.
         listed: set[str] = set()
         unkeyed_invalid = False
-        for page in await landed_bodies(conn, load_id):
+        for page in landed:
+            if page["body"] is None:
+                continue  # a load of no pages
+            fast = stager.judge_page(page["body"])
+            if fast is not None:
+                outcome.fetched += len(fast)
+                for verdict in fast:
+                    assert verdict.key is not None
+                    listed.add(verdict.key)
+                    if verdict.row is None:
+                        outcome.out_of_scope += 1
+                        continue
+                    if verdict.key in rows:
+                        outcome.duplicates += 1
+                    rows[verdict.key] = verdict.row  # the last occurrence wins
+                continue
             for index, item in enumerate(json.loads(page["body"])["items"]):
                 outcome.fetched += 1
                 verdict = stager.judge(item)
@@ -146,10 +166,5 @@ async def stage_load(
             if stager.label_index is not None:
                 outcome.labels = {key: str(values[stager.label_index])
                                   for key, values in rows.items()}
-        await conn.execute(
-            "UPDATE pipeline.loads SET status = 'staged', staged_at = now(), stage_result = $2"
-            " WHERE load_id = $1",
-            load_id, asdict(outcome))
-        if not keep_pages:
-            await drop_landed_pages(conn, load_id)
+        await mark_staged(conn, load_id, asdict(outcome), drop_pages=not keep_pages)
         return outcome

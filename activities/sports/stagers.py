@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from activities.sports.models import Competition, Game, Team, key_of
+from activities.sports.models import Competition, Game, Item, Team, key_of
 from pipeworks.db import Connection
 from pipeworks.merge import TableSpec
 from pipeworks.staging import Verdict
@@ -29,6 +30,28 @@ def _invalid(item: Any, err: ValidationError) -> Verdict:
     return Verdict(key=key_of(item), invalid_reason=describe(err))
 
 
+@cache
+def _page_of(model: type[Item]) -> type[BaseModel]:
+    """A whole landed page body (`{"items": [...], ...}`), validated in one call."""
+    return create_model(f"{model.__name__}Page", __config__=ConfigDict(extra="ignore"),
+                        items=(list[model], ...))  # type: ignore[valid-type]
+
+
+def _judge_page(body: bytes, model: type[Item], verdict: Callable[[Any], Verdict]
+                ) -> list[Verdict] | None:
+    """The fast path: one pydantic call parses and validates every item of the page.
+    None when anything is invalid (also a verdict's own check): the caller then judges
+    item by item, which names each invalid item and keeps its payload."""
+    try:
+        items = _page_of(model).model_validate_json(body).items  # type: ignore[attr-defined]
+    except ValidationError:
+        return None
+    verdicts = [verdict(item) for item in items]
+    if any(v.invalid_reason is not None for v in verdicts):
+        return None
+    return verdicts
+
+
 class CompetitionStager:
     entity = "competitions"
     spec = COMPETITIONS
@@ -43,6 +66,12 @@ class CompetitionStager:
             c = Competition.model_validate(item)
         except ValidationError as err:
             return _invalid(item, err)
+        return self._verdict(c)
+
+    def judge_page(self, body: bytes) -> list[Verdict] | None:
+        return _judge_page(body, Competition, self._verdict)
+
+    def _verdict(self, c: Competition) -> Verdict:
         return Verdict(c.id, (c.id, c.name, c.season, c.starts_on, c.ends_on, c.status))
 
     def delete_scope(self) -> tuple[str, Sequence[Any]] | None:
@@ -68,6 +97,12 @@ class TeamStager:
             t = Team.model_validate(item)
         except ValidationError as err:
             return _invalid(item, err)
+        return self._verdict(t)
+
+    def judge_page(self, body: bytes) -> list[Verdict] | None:
+        return _judge_page(body, Team, self._verdict)
+
+    def _verdict(self, t: Team) -> Verdict:
         return Verdict(t.id, (t.id, self.competition_id, t.name, t.club_id))
 
     def delete_scope(self) -> tuple[str, Sequence[Any]] | None:
@@ -101,6 +136,12 @@ class GameStager:
             g = Game.model_validate(item)
         except ValidationError as err:
             return _invalid(item, err)
+        return self._verdict(g)
+
+    def judge_page(self, body: bytes) -> list[Verdict] | None:
+        return _judge_page(body, Game, self._verdict)
+
+    def _verdict(self, g: Game) -> Verdict:
         for side in ("home_team_id", "away_team_id"):
             team_id = getattr(g, side)
             if team_id not in self._team_ids:
