@@ -17,7 +17,7 @@ from typing import Any
 from temporalio.api.history.v1 import History, HistoryEvent
 from temporalio.client import WorkflowHistory
 
-SPORTS_CHAIN = ("sports_fetch_stream", "sports_stage_stream")
+SPORTS_CHAIN = ("sports_fetch_stream", "sports_stage_stream", "sports_sync_streams")
 
 
 def _seconds(event: HistoryEvent) -> float:
@@ -57,6 +57,9 @@ def analyse(history: WorkflowHistory) -> dict[str, Any]:
             name = event.activity_task_scheduled_event_attributes.activity_type.name
             arg = _input(event)
             entity, scope = arg.get("entity"), arg.get("scope")
+            streams = arg.get("streams")
+            if isinstance(streams, list):  # sports_sync_streams: e.g. "teams+games"
+                entity = "+".join(str(s.get("entity")) for s in streams if isinstance(s, dict))
             if isinstance(entity, str):
                 name = f"{name}:{entity}"
             scheduled[event.event_id] = (name, at, scope if isinstance(scope, str) else None)

@@ -35,13 +35,15 @@ async def begin_load(
         INSERT INTO pipeline.loads (load_id, run_id, entity, scope, source_path, status)
         VALUES ($1, $2, $3, $4, $5, 'fetching')
         ON CONFLICT (load_id) DO UPDATE SET source_path = EXCLUDED.source_path
-        RETURNING status, pages, items
+        RETURNING status, pages, items, (xmax = 0) AS created
         """,
         load_id, run_id, entity, scope, source_path,
     )
     assert row is not None
     if row["status"] != "fetching":
         return LoadState(row["status"], row["pages"], None, frozenset(), row["pages"], row["items"])
+    if row["created"]:  # a new load has no pages yet
+        return LoadState("fetching", 0, None, frozenset(), 0, 0)
     landed = await conn.fetch(
         "SELECT page_no, next_cursor, item_count FROM pipeline.landed_pages"
         " WHERE load_id = $1 ORDER BY page_no",
@@ -59,10 +61,17 @@ async def land_page(
     conn: Connection, *, load_id: str, page_no: int, body: bytes, item_count: int,
     next_cursor: str | None,
 ) -> None:
+    # Committed without waiting for the WAL flush (synchronous_commit off, for this
+    # statement's own transaction only: call it outside an explicit transaction). A page
+    # is written only after the one before it was committed, so a crash of Postgres can
+    # lose only the last pages of a load, never one in the middle; a retried fetch
+    # resumes after the last page it finds. The fetch reports success only after
+    # `finish_load`, whose ordinary commit flushes the WAL of every page before it.
     await conn.execute(
         """
         INSERT INTO pipeline.landed_pages (load_id, page_no, body, item_count, next_cursor)
-        VALUES ($1, $2, $3, $4, $5)
+        SELECT $1, $2, $3, $4, $5
+        FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed
         ON CONFLICT (load_id, page_no) DO UPDATE
         SET body = EXCLUDED.body, item_count = EXCLUDED.item_count,
             next_cursor = EXCLUDED.next_cursor, fetched_at = now()
@@ -72,23 +81,23 @@ async def land_page(
 
 
 async def finish_load(conn: Connection, *, load_id: str, pages: int) -> int:
-    """Mark the load landed; drops pages a longer earlier attempt left behind."""
-    async with conn.transaction():
-        await conn.execute(
-            "DELETE FROM pipeline.landed_pages WHERE load_id = $1 AND page_no >= $2",
-            load_id, pages)
+    """Mark the load landed; drops pages a longer earlier attempt left behind. One
+    statement, so one round trip; its commit also flushes the WAL of the pages."""
+    items = await conn.fetchval(
+        """
+        WITH extra AS (
+            DELETE FROM pipeline.landed_pages WHERE load_id = $1 AND page_no >= $2
+        )
+        UPDATE pipeline.loads SET status = 'landed', landed_at = now(), pages = $2,
+               items = (SELECT coalesce(sum(item_count), 0) FROM pipeline.landed_pages
+                        WHERE load_id = $1 AND page_no < $2)
+        WHERE load_id = $1 AND status = 'fetching'
+        RETURNING items
+        """,
+        load_id, pages)
+    if items is None:
         items = await conn.fetchval(
-            """
-            UPDATE pipeline.loads SET status = 'landed', landed_at = now(), pages = $2,
-                   items = (SELECT coalesce(sum(item_count), 0) FROM pipeline.landed_pages
-                            WHERE load_id = $1)
-            WHERE load_id = $1 AND status = 'fetching'
-            RETURNING items
-            """,
-            load_id, pages)
-        if items is None:
-            items = await conn.fetchval(
-                "SELECT items FROM pipeline.loads WHERE load_id = $1", load_id)
+            "SELECT items FROM pipeline.loads WHERE load_id = $1", load_id)
     return int(items or 0)
 
 

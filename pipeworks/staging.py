@@ -63,6 +63,8 @@ class StageOutcome:
     keys: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)  # key -> name, with `keys`
     errors: dict[str, int] = field(default_factory=dict)  # absorbed by retries
+    # The load had been staged before (a retried attempt): this is the stored result.
+    already_staged: bool = False
 
 
 def _sanitize(value: Any) -> Any:
@@ -100,7 +102,7 @@ async def stage_load(
         if load["status"] == "compensated":
             raise PermanentError(f"load {load_id} belongs to undone changes: not staging it")
         if load["status"] == "staged":
-            return StageOutcome(**load["stage_result"])
+            return StageOutcome(**{**load["stage_result"], "already_staged": True})
 
         await stager.prepare(conn)
         outcome = StageOutcome(load_id=load_id, entity=stager.entity)

@@ -6,6 +6,8 @@ record; heartbeats carry the cursor and the error tally across attempts).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -52,31 +54,42 @@ async def land_stream(
     pool: asyncpg.Pool, client: UpstreamClient, request: StreamRequest,
     metrics: PipelineMetrics | None = None,
 ) -> LandedStream:
+    """The body of a fetch activity: one stream, its own heartbeat and error tally."""
     errors, failed_attempts = carried_errors()
     checkpoint = FetchCheckpoint(errors=errors, failed_attempts=failed_attempts)
     tally = ErrorTally(dict(errors))
     async with Heartbeater(checkpoint) as heartbeater:
-        try:
-            return await _land(pool, client, request, checkpoint, tally, heartbeater,
-                               metrics or PipelineMetrics.disabled())
-        except Exception as raised:
-            err = as_pipeline_error(raised)
-            if err is None:
-                raise
-            # The HTTP client tallied what it retried (transient) or gave up on (data).
-            if err.category in (ErrorCategory.PERMANENT, ErrorCategory.SYSTEM):
-                tally.add(err.category)
-            checkpoint.errors = tally.counts
-            checkpoint.failed_attempts += 1
-            heartbeater.record(checkpoint)
-            raise as_application_error(err, tally.counts) from None
+        with failures_recorded(tally, checkpoint, heartbeater):
+            return await land_pages(pool, client, request, checkpoint, tally, heartbeater,
+                                    metrics or PipelineMetrics.disabled())
 
 
-async def _land(
+@contextmanager
+def failures_recorded(tally: ErrorTally, checkpoint: FetchCheckpoint,
+                      heartbeater: Heartbeater) -> Iterator[None]:
+    """An activity attempt that fails heartbeats its error tally first (the next attempt
+    and the workflow read it back), and fails with its category."""
+    try:
+        yield
+    except Exception as raised:
+        err = as_pipeline_error(raised)
+        if err is None:
+            raise
+        # The HTTP client tallied what it retried (transient) or gave up on (data).
+        if err.category in (ErrorCategory.PERMANENT, ErrorCategory.SYSTEM):
+            tally.add(err.category)
+        checkpoint.errors = tally.counts
+        checkpoint.failed_attempts += 1
+        heartbeater.record(checkpoint)
+        raise as_application_error(err, tally.counts) from None
+
+
+async def land_pages(
     pool: asyncpg.Pool, client: UpstreamClient, request: StreamRequest,
     checkpoint: FetchCheckpoint, tally: ErrorTally, heartbeater: Heartbeater,
     metrics: PipelineMetrics,
 ) -> LandedStream:
+    """Fetches the stream's pages after the last one landed, landing each one."""
     async with pool.acquire() as conn:
         state = await begin_load(
             conn, load_id=request.load_id, run_id=request.run_id, entity=request.entity,

@@ -402,7 +402,12 @@ async def test_temporal_cancel_with_a_deadline_stops_all_work_before_undoing(
     handle, before = await slow_sync_over_a_changed_database(
         temporal_env.client, settings, upstream, db, competition_concurrency=3,
         deadline_seconds=600)
-    await wait_for(handle, lambda p: p["stages"][1]["done"] >= 1)
+    # Mid-run: the competitions are staged and their teams and games are being fetched
+    # (38 requests in all, 40 ms each).
+    await wait_for(handle, lambda p: p["stages"][0]["done"] >= 1)
+    served = upstream.stats.total
+    while upstream.stats.total < served + 6:
+        await asyncio.sleep(0.01)
     await handle.cancel()
     assert isinstance(await failure_of(handle), CancelledError)
     run_id = (await handle.describe()).run_id

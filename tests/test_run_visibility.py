@@ -110,8 +110,8 @@ async def test_activity_summaries_name_what_they_work_on(
             summaries.append(summary[0])
     competitions = upstream.dataset.expected_competitions("A1")
     assert competitions
+    # One activity fetches and stages a competition's teams and games (`sync-streams`).
     for name in (c["name"] for c in competitions):
-        assert f"fetch games of competition {name}" in summaries
-        assert f"stage teams of competition {name}" in summaries
+        assert f"sync teams and games of competition {name}" in summaries
     association = upstream.dataset.associations["A1"].name
-    assert f"fetch competitions of association {association}" in summaries
+    assert f"sync competitions of association {association}" in summaries

@@ -149,11 +149,11 @@ async def test_activity_and_workflow_log_lines_carry_their_run(
     lines = [json.loads(line) for line in worker.log.read_text().splitlines()
              if line.startswith("{")]
     run_id = (await handle.describe()).run_id
-    landed = [line for line in lines if line.get("event") == "stream landed"]
-    assert landed and all(line["workflow_id"] == handle.id and line["run_id"] == run_id
-                          and line["activity"] == "sports_fetch_stream" for line in landed)
-    staged = [line for line in lines if line.get("event") == "load staged"]
-    assert staged and all(line["activity"] == "sports_stage_stream" for line in staged)
+    # One activity fetches and stages each stream (`sync-streams`).
+    synced = [line for line in lines if line.get("event") == "stream synced"]
+    assert synced and all(line["workflow_id"] == handle.id and line["run_id"] == run_id
+                          and line["activity"] == "sports_sync_streams" for line in synced)
+    assert {line["entity"] for line in synced} == {"competitions", "teams", "games"}
     finished = [line for line in lines if str(line.get("event", "")).startswith("run completed")]
     assert finished and finished[0]["workflow_id"] == handle.id \
         and finished[0]["run_id"] == run_id and finished[0]["logger"] == "temporalio.workflow"

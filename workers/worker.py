@@ -33,8 +33,9 @@ from workers.health import HealthServer, WorkerState
 from workers.interceptors import ActivityObserver
 from workflows.account_sync import AccountSyncWorkflow
 from workflows.batch_sync import BatchSyncWorkflow
+from workflows.competitions import CompetitionsSyncWorkflow
 
-WORKFLOWS: Sequence[type] = (AccountSyncWorkflow, BatchSyncWorkflow)
+WORKFLOWS: Sequence[type] = (AccountSyncWorkflow, BatchSyncWorkflow, CompetitionsSyncWorkflow)
 log = get_logger("pipeworks.worker")
 
 
@@ -57,7 +58,7 @@ class WorkerResources:
             runs.record_run_started, runs.record_run_finished, runs.acquire_org_lease,
             runs.release_org_lease, runs.undo_run_changes, runs.await_workflow,
             sports.lookup_account, sports.list_accounts, sports.resolve_org,
-            sports.fetch_stream, sports.stage_stream,
+            sports.fetch_stream, sports.stage_stream, sports.sync_streams,
         ]
 
 
@@ -79,8 +80,10 @@ def worker_runtime(settings: Settings) -> Runtime | None:
 def shared_rate_limit(settings: Settings, pool: asyncpg.Pool) -> SharedRateLimit | None:
     if settings.upstream_rate_limit is None:
         return None
-    host = urlsplit(settings.resolved_sports_api_url()).netloc
-    return SharedRateLimit(pool, f"upstream:{host}", settings.upstream_rate_limit)
+    url = urlsplit(settings.resolved_sports_api_url())
+    # Host and port only: credentials in the URL must not end up in a table.
+    return SharedRateLimit(pool, f"upstream:{url.hostname}:{url.port or url.scheme}",
+                           settings.upstream_rate_limit)
 
 
 @asynccontextmanager

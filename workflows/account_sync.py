@@ -10,43 +10,54 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
-from temporalio.workflow import ActivityCancellationType
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.workflow import ActivityCancellationType, ChildWorkflowCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.runs import LeaseRequest, UndoRequest, UndoResult
+    from activities.runs import LeaseRequest
     from activities.sports import paths
-    from activities.sports.activities import OrgRef, OrgRequest, StageRequest
-    from activities.sports.stagers import UNDO_ORDER
-    from pipeworks.errors import ErrorCategory, category_of, failure_message
+    from activities.sports.activities import (
+        OrgRef,
+        OrgRequest,
+        StageRequest,
+        StreamSpec,
+        SyncRequest,
+    )
+    from pipeworks.errors import ErrorCategory, failure_message
     from pipeworks.progress import RunProgress
-    from pipeworks.staging import StageOutcome
-    from pipeworks.streams import LandedStream, StreamRequest
+    from pipeworks.streams import StreamRequest
     from workflows.base import (
         BOOKKEEPING_TIMEOUT,
         PERSISTENT_RETRY,
         DeadlineExceeded,
-        PipelineWorkflow,
+    )
+    from workflows.competitions import (
+        OUTAGE_PAUSE_PATCH,
+        PART_PROGRESS_SIGNAL,
+        SYNC_STREAMS_PATCH,
+        UNDO_TABLES,
+        CompetitionFailed,
+        CompetitionOptions,
+        CompetitionsPart,
+        CompetitionsSyncWorkflow,
+        CompetitionsWorkflow,
     )
     from workflows.inputs import AccountSyncInput, describe_input_error
 
 PIPELINE = "sports_sync"
 STAGES = ["competitions", "teams", "games"]
-UNDO_TABLES = [(spec.name, spec.key) for spec in UNDO_ORDER]
-OUTAGE_PAUSE_PATCH = "outage-pause"
-OUTAGE_FIRST_PAUSE_SECONDS = 60.0
-OUTAGE_MAX_PAUSE_SECONDS = 600.0
-
-
-class CompetitionFailed(Exception):
-    def __init__(self, competition_id: str, cause: BaseException) -> None:
-        super().__init__(f"competition {competition_id}: {failure_message(cause)}")
-        self.competition_id = competition_id
-        self.cause = cause
+# More competitions than `competitions_per_workflow` are synced by child workflows, one
+# part after the other, so that no history grows without bound.
+PARTS_PATCH = "competition-parts"
+# The parts' progress signals, in all: about 4 history events each in this run.
+PART_SIGNALS_BUDGET = 1500
+MIN_PART_SIGNALS = 10
+# Where they were defined before workflows/competitions.py existed.
+__all__ = ["OUTAGE_PAUSE_PATCH", "UNDO_TABLES", "AccountSyncWorkflow"]
 
 
 @workflow.defn(name="AccountSyncWorkflow")
-class AccountSyncWorkflow(PipelineWorkflow):
+class AccountSyncWorkflow(CompetitionsWorkflow):
     PIPELINE = PIPELINE
 
     @workflow.init
@@ -54,13 +65,13 @@ class AccountSyncWorkflow(PipelineWorkflow):
         super().__init__()
         self.progress = RunProgress.new(workflow.info().workflow_id, PIPELINE, STAGES,
                                         workflow.now())
-        self._merge_totals = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0}
-        self._isolated: list[str] = []
         self._request: AccountSyncInput | None = None
         self._lease: LeaseRequest | None = None
-        self._stages_done: dict[str, set[str]] = {}  # competition -> entities staged
-        self._names: dict[str, str] = {}  # competition id -> name, for summaries
-        self._isolated_cause: BaseException | None = None
+        self._parts: dict[int, dict[str, Any]] = {}  # part -> the last counts applied
+
+    @workflow.signal(name=PART_PROGRESS_SIGNAL)
+    def part_progress(self, report: dict[str, Any]) -> None:
+        self._apply_part(report)
 
     @workflow.run
     async def run(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +80,10 @@ class AccountSyncWorkflow(PipelineWorkflow):
         except ValidationError as err:
             raise self.fail_invalid_input(describe_input_error(err)) from None
         self._request = request
+        self._options = CompetitionOptions(
+            request.competition_concurrency, request.page_size,
+            request.heartbeat_timeout_seconds, request.outage_budget_seconds,
+            request.since_param(), request.on_failure)
         self.progress.status = "running"
         self.note("starting")
 
@@ -137,37 +152,11 @@ class AccountSyncWorkflow(PipelineWorkflow):
         if competition_ids:
             self.set_search_attributes(Stage="teams")
         self.note(f"syncing {len(competition_ids)} competitions of {org.kind} {org.org_id}")
-        slots = asyncio.Semaphore(request.competition_concurrency)
-        first_failure: list[CompetitionFailed] = []
-        tasks: list[asyncio.Task[None]] = []
-
-        async def one(competition_id: str) -> None:
-            async with slots:
-                if self.stopping or first_failure:
-                    return
-                try:
-                    await self._competition(request, org, competition_id)
-                except Exception as err:
-                    if self.is_cancellation(err):
-                        raise
-                    failed = CompetitionFailed(competition_id, err)
-                    if request.on_failure == "isolate":
-                        await self._isolate(failed)
-                        return
-                    if not first_failure:
-                        first_failure.append(failed)
-                        for task in tasks:
-                            if task is not asyncio.current_task():
-                                task.cancel()
-                    raise failed from None
-
-        tasks.extend(asyncio.create_task(one(c)) for c in competition_ids)
-        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-        if first_failure:
-            raise first_failure[0]
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        if (len(competition_ids) > request.competitions_per_workflow
+                and workflow.patched(PARTS_PATCH)):
+            await self._sync_parts(request, org, competition_ids)
+        else:
+            await self._run_competitions(competition_ids, org)
         for stage in (teams, games):
             stage.status = "failed" if stage.failed else "done"
 
@@ -176,15 +165,22 @@ class AccountSyncWorkflow(PipelineWorkflow):
         stage.status, stage.total = "running", 1
         run_id = workflow.info().run_id
         scope = f"{org.kind}:{org.org_id}"
+        about = f"competitions of {org.kind} {org.name or org.org_id}"
         try:
-            landed = await self._fetch(StreamRequest(
-                run_id, f"{run_id}/competitions/{scope}", "competitions",
-                paths.competitions(org.kind, org.org_id), scope, {}, request.page_size),
-                f"fetch competitions of {org.kind} {org.name or org.org_id}")
-            stage.records.add(fetched=landed.items)
-            outcome = await self._stage(StageRequest(
-                run_id, landed.load_id, "competitions", scope),
-                f"stage competitions of {org.kind} {org.name or org.org_id}")
+            if workflow.patched(SYNC_STREAMS_PATCH):
+                outcome = (await self._sync_streams(SyncRequest(
+                    run_id, scope, [StreamSpec("competitions",
+                                               paths.competitions(org.kind, org.org_id))],
+                    request.page_size), f"sync {about}")).streams[0]
+                stage.records.add(fetched=outcome.fetched)
+            else:
+                landed = await self._fetch(StreamRequest(
+                    run_id, f"{run_id}/competitions/{scope}", "competitions",
+                    paths.competitions(org.kind, org.org_id), scope, {}, request.page_size),
+                    f"fetch {about}")
+                stage.records.add(fetched=landed.items)
+                outcome = await self._stage(StageRequest(
+                    run_id, landed.load_id, "competitions", scope), f"stage {about}")
         except Exception:
             stage.status, stage.failed = "failed", 1
             raise
@@ -193,49 +189,85 @@ class AccountSyncWorkflow(PipelineWorkflow):
         self._names.update(outcome.labels)
         return outcome.keys
 
-    async def _competition(self, request: AccountSyncInput, org: OrgRef,
-                           competition_id: str) -> None:
-        run_id = workflow.info().run_id
-        about = f"competition {self._names.get(competition_id) or competition_id}"
-        for entity in ("teams", "games"):
-            stage = self.progress.stage(entity)
-            params = {}
-            if entity == "games" and request.incremental:
-                params["updated_since"] = request.since_param() or ""
-            path = paths.teams(competition_id) if entity == "teams" else paths.games(
-                competition_id)
-            landed = await self._fetch(StreamRequest(
-                run_id, f"{run_id}/{entity}/{competition_id}", entity, path, competition_id,
-                params, request.page_size), f"fetch {entity} of {about}")
-            stage.records.add(fetched=landed.items)
-            outcome = await self._stage(StageRequest(
-                run_id, landed.load_id, entity, competition_id, competition_id,
-                org.org_id if org.kind == "club" and entity == "games" else None,
-                full_sync=not request.incremental),
-                f"stage {entity} of {about}")
-            self._count_stage(entity, outcome)
-            stage.done += 1
-            self._teams_progressed()
-            self._stages_done.setdefault(competition_id, set()).add(entity)
-            self.note()
+    # -- large organisations: parts as child workflows --------------------------------
 
-    async def _isolate(self, failed: CompetitionFailed) -> None:
-        staged = self._stages_done.get(failed.competition_id, set())
+    async def _sync_parts(self, request: AccountSyncInput, org: OrgRef,
+                          competition_ids: list[str]) -> None:
+        """One `CompetitionsSyncWorkflow` per `competitions_per_workflow` competitions,
+        one after the other. Their changes are logged under this run's id, so the undo
+        of this run covers them; a cancel waits for the running part to stop its
+        activities before the undo."""
+        size = request.competitions_per_workflow
+        chunks = [competition_ids[i:i + size] for i in range(0, len(competition_ids), size)]
+        signals = max(MIN_PART_SIGNALS, PART_SIGNALS_BUDGET // len(chunks))
+        info = workflow.info()
+        options = self.options
+        for number, chunk in enumerate(chunks, 1):
+            part = CompetitionsPart(
+                info.run_id, number, len(chunks), org, chunk,
+                {c: self._names[c] for c in chunk if c in self._names},
+                options.concurrency, options.page_size, options.heartbeat_timeout_seconds,
+                options.outage_budget_seconds, options.since, options.on_failure, signals)
+            self.note(f"part {number} of {len(chunks)}: {len(chunk)} competitions")
+            try:
+                report = await workflow.execute_child_workflow(
+                    CompetitionsSyncWorkflow.run, part,
+                    id=f"{info.workflow_id}-part-{number}-of-{len(chunks)}-{info.run_id}",
+                    static_summary=f"competitions, part {number} of {len(chunks)}",
+                    cancellation_type=ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED)
+            except ChildWorkflowError as err:
+                counted = self._failed_part_report(err)
+                if counted is not None:
+                    self._apply_part(counted)  # its failure is counted in there
+                elif not self.is_cancellation(err):
+                    self.count_failure(err)
+                raise
+            self._apply_part(report)
+            self.stop_if_cancel_requested()
+
+    @staticmethod
+    def _failed_part_report(err: ChildWorkflowError) -> dict[str, Any] | None:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.details:
+            report = cause.details[0]
+            if isinstance(report, dict) and "part" in report:
+                return report
+        return None
+
+    def _apply_part(self, report: dict[str, Any]) -> None:
+        """Adds what a part counted since its last report. Reports are cumulative; a
+        late one (older than what was applied) changes nothing."""
+        part = int(report.get("part", 0))
+        last = self._parts.get(part)
+        if last is not None and (last.get("final") or (
+                not report.get("final") and int(last.get("seq", 0)) >= int(report.get("seq", 0)))):
+            return
+        self._parts[part] = report
         for name in ("teams", "games"):
+            new, old = report.get(name, {}), (last or {}).get(name, {})
             stage = self.progress.stage(name)
-            if name in staged:  # done, but undone with the rest of the competition
-                stage.done -= 1
-            stage.failed += 1
-        self._isolated.append(failed.competition_id)
-        self._isolated_cause = self._isolated_cause or failed.cause
-        self._teams_progressed()
-        self.note(f"{failed}; undoing that competition's changes")
-        await self._undo(failed.competition_id, str(failed))
 
-    def _teams_progressed(self) -> None:
-        teams = self.progress.stage("teams")
-        if teams.total is not None and teams.done + teams.failed >= teams.total:
-            self.set_search_attributes(Stage="games")
+            def delta(key: str, new: dict[str, Any] = new, old: dict[str, Any] = old) -> int:
+                return int(new.get(key, 0)) - int(old.get(key, 0))
+
+            stage.done += delta("done")
+            stage.failed += delta("failed")
+            stage.records.add(delta("fetched"), delta("staged"), delta("invalid"))
+        old_errors = (last or {}).get("errors", {})
+        self.progress.count_errors({k: int(n) - int(old_errors.get(k, 0))
+                                    for k, n in report.get("errors", {}).items()})
+        old_merge = (last or {}).get("merge", {})
+        for key, n in report.get("merge", {}).items():
+            self._merge_totals[key] = self._merge_totals.get(key, 0) + int(n) - int(
+                old_merge.get(key, 0))
+        isolated = list(report.get("isolated", []))
+        self._isolated.extend(isolated[len((last or {}).get("isolated", [])):])
+        category = report.get("isolated_category")
+        if self._isolated_cause is None and isinstance(category, str):
+            self._isolated_cause = ApplicationError(
+                "a competition failed", type=ErrorCategory(category).error_type)
+        self._teams_progressed()
+        self.note()
 
     async def _end_badly(self, err: BaseException) -> None:
         # Changes are only made while holding the lease; before it there is nothing to undo.
@@ -263,64 +295,11 @@ class AccountSyncWorkflow(PipelineWorkflow):
         self.progress.status = final  # type: ignore[assignment]
         self.note(f"{reason}; " + ("changes rolled back" if undo else "nothing was changed"))
 
-    async def _undo(self, scope: str | None, reason: str) -> UndoResult:
-        request = UndoRequest(workflow.info().run_id, UNDO_TABLES, scope, reason)
-        result: UndoResult = await self.shielded(lambda: workflow.execute_activity(
-            "undo_run_changes", request, result_type=UndoResult,
-            start_to_close_timeout=timedelta(hours=2), heartbeat_timeout=timedelta(seconds=60),
-            retry_policy=PERSISTENT_RETRY,
-            summary=f"undo changes of {'competition ' + scope if scope else 'the run'}"))
-        return result
-
-    # -- activity helpers ----------------------------------------------------
+    # -- activity helpers ----------------------------------------------------------
 
     async def _step(self, name: str, arg: Any, result_type: type[Any], *, summary: str) -> Any:
         return await self.run_activity(name, arg, result_type, summary=summary,
                                        start_to_close=BOOKKEEPING_TIMEOUT)
-
-    async def _fetch(self, request: StreamRequest, summary: str) -> LandedStream:
-        """A stream fetch that outlasts upstream outages: when the activity's own
-        retries are spent on transient errors, the run pauses (a durable timer, no
-        requests) and tries again, until the outage budget is spent."""
-        assert self._request is not None
-        paused = 0.0
-        pause = OUTAGE_FIRST_PAUSE_SECONDS
-        while True:
-            try:
-                landed: LandedStream = await self.run_activity(
-                    "sports_fetch_stream", request, LandedStream, summary=summary,
-                    start_to_close=timedelta(hours=2),
-                    heartbeat_timeout=timedelta(seconds=self._request.heartbeat_timeout_seconds))
-                return landed
-            except ActivityError as err:
-                budget = self._request.outage_budget_seconds
-                # Runs started before pausing existed failed here: `patched` (asked
-                # last, so only when a pause would happen) keeps their replay intact.
-                if (self.is_cancellation(err) or category_of(err) != ErrorCategory.TRANSIENT
-                        or paused + pause > budget or not workflow.patched(OUTAGE_PAUSE_PATCH)):
-                    raise
-            self.note(f"upstream unavailable for {summary}: paused for {pause:g}s "
-                      f"({paused:g}s of the {budget:g}s outage budget used)")
-            await workflow.sleep(pause)
-            paused += pause
-            pause = min(pause * 2, OUTAGE_MAX_PAUSE_SECONDS)
-            self.note(f"upstream outage: trying {summary} again")
-
-    async def _stage(self, request: StageRequest, summary: str) -> StageOutcome:
-        assert self._request is not None
-        outcome: StageOutcome = await self.run_activity(
-            "sports_stage_stream", request, StageOutcome, summary=summary,
-            start_to_close=timedelta(hours=1),
-            heartbeat_timeout=timedelta(seconds=self._request.heartbeat_timeout_seconds))
-        return outcome
-
-    def _count_stage(self, stage_name: str, outcome: StageOutcome) -> None:
-        self.progress.stage(stage_name).records.add(staged=outcome.staged,
-                                                    invalid=outcome.invalid)
-        if outcome.invalid:
-            self.progress.count_errors({ErrorCategory.DATA.value: outcome.invalid})
-        for key, n in outcome.merge.items():
-            self._merge_totals[key] = self._merge_totals.get(key, 0) + n
 
     def _summary(self) -> str:
         m = self._merge_totals

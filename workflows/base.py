@@ -227,8 +227,11 @@ class PipelineWorkflow:
         if not workflow.patched(ALERTS_PATCH):
             return
         info = workflow.info()
-        category = category_of(failure).value if failure is not None else (
-            "cancelled" if status == "cancelled" else ErrorCategory.PERMANENT.value)
+        if status == "cancelled":
+            category = "cancelled"
+        else:
+            category = (category_of(failure) if failure is not None
+                        else ErrorCategory.PERMANENT).value
         alert = RunAlert(info.workflow_id, info.run_id, info.workflow_type,
                          self.progress.pipeline, status, self.progress.rolled_back,
                          category, self.progress.message or "")
@@ -237,9 +240,11 @@ class PipelineWorkflow:
                 "send_run_alert", alert, start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=ALERT_RETRY, summary=f"alert: run {status}"))
         except ActivityError as err:
-            # The run's outcome stands; an unreachable webhook is the operator's to see in
-            # the worker log and this note.
-            self.note(f"could not post the alert: {failure_message(err)}")
+            # The run's outcome stands and its message keeps the cause; an unreachable
+            # webhook is the operator's to see in the worker log and this addition.
+            self.progress.message = (f"{self.progress.message or status}; could not post "
+                                     f"the alert: {failure_message(err)}")
+            self.note()
 
     def fail_invalid_input(self, message: str) -> ApplicationError:
         self.progress.status = "failed"

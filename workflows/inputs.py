@@ -38,6 +38,9 @@ class RunOptions(BaseModel):
     # How long a run waits out an upstream that keeps failing transiently, paused
     # between attempts, before it gives up on it (0: no pausing).
     outage_budget_seconds: float = Field(default=3600.0, ge=0)
+    # An organisation with more competitions is synced in parts of this many, each a
+    # child workflow, so that no workflow history grows past ~2,000 events.
+    competitions_per_workflow: StrictInt = Field(default=250, ge=1, le=1000)
 
 
 class AccountSyncInput(RunOptions):
