@@ -62,6 +62,13 @@ def test_server_path() -> str:
 test_server_path.__test__ = False  # type: ignore[attr-defined]
 
 
+# Task-queue priorities order tasks within one partition; with the default four, a
+# poll lands on a random partition and may get batch work while an on-demand task
+# waits in another. One machine's dev server gains nothing from partitions.
+SINGLE_PARTITION = ("--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+                    "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1")
+
+
 class TemporalDevServer:
     """``temporal server start-dev`` with its SQLite file, pid file and log in ``state_dir``."""
 
@@ -159,6 +166,7 @@ class TemporalDevServer:
             "warn",
             # There is no internet in CI and no point in a newsfeed for a dev server.
             "--ui-disable-news-fetch",
+            *SINGLE_PARTITION,
         ]
         if self.namespace != "default":
             argv += ["--namespace", self.namespace]

@@ -66,7 +66,7 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, _redact_event, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, _redact_event, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -75,7 +75,8 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, _temporal_context],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    _redact_event, renderer]))
+                    # Tracebacks as text, so that they are redacted like the rest.
+                    structlog.processors.format_exc_info, _redact_event, renderer]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.WARNING))

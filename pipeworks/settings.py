@@ -6,6 +6,7 @@ CLI turns `ConfigError` into exit status 2.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from functools import cached_property
@@ -94,7 +95,7 @@ class Settings(BaseSettings):
     # host each need their own ports.
     metrics_address: str = "127.0.0.1:9464"
     health_address: str = "127.0.0.1:9465"
-    alert_webhook_url: str | None = None
+    alert_webhook_url: SecretStr | None = None
     # Requests per second to the upstream, shared by every worker (kept in Postgres).
     upstream_rate_limit: float | None = Field(default=None, gt=0, le=100_000)
 
@@ -124,16 +125,27 @@ class Settings(BaseSettings):
     @field_validator("metrics_address", "health_address")
     @classmethod
     def _optional_bind(cls, value: str) -> str:
-        if value and not re.fullmatch(r"[A-Za-z0-9.\-_\[\]:]+:\d{1,5}", value):
-            raise ValueError("expected host:port, e.g. 127.0.0.1:9464 (or empty for off)")
+        if not value:
+            return value
+        host, _, port = value.rpartition(":")
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            # The SDK's Prometheus exporter takes a socket address, not a host name.
+            raise ValueError("expected ip:port, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 "
+                             "(or empty for off)") from None
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"bad port {port!r}")
         return value
 
     @field_validator("alert_webhook_url")
     @classmethod
-    def _webhook_url(cls, value: str | None) -> str | None:
-        if value:
-            _check_url(value, ("http", "https"), "http(s)")
-        return value or None
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # A Slack webhook URL's path is its secret: a SecretStr, never shown.
+        if value is not None and value.get_secret_value():
+            _check_url(value.get_secret_value(), ("http", "https"), "http(s)")
+            return value
+        return None
 
     @field_validator("database_url")
     @classmethod

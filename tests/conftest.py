@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import free_port
-from devstack.temporal import temporal_cli_path
+from devstack.temporal import SINGLE_PARTITION, temporal_cli_path
 from devstack.upstream.dataset import Dataset
 from devstack.upstream.server import UpstreamServer
 from pipeworks import search_attributes
@@ -40,7 +40,8 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli_path(), ui=False,
-        dev_server_log_level="error", search_attributes=search_attributes.ALL)
+        dev_server_log_level="error", search_attributes=search_attributes.ALL,
+        dev_server_extra_args=list(SINGLE_PARTITION))
     yield env
     await env.shutdown()
 

@@ -45,6 +45,7 @@ from tests.helpers import (
     start_sync,
     write_chaos_tallies,
 )
+from tests.test_chaos_upgrades import RECORDING, save
 from workers.worker import WORKFLOWS, build_worker, worker_resources
 
 FAULT = "cancel arriving in the same workflow task as an activity's result"
@@ -112,6 +113,9 @@ async def test_a_cancel_arriving_with_an_activity_completion_still_rolls_back(
         assert isinstance(cause, CancelledError), cause
     assert progress["status"] == "cancelled" and progress["rolled_back"] is True
     await assert_restored_counted(db, rows_before, sums_before, fault=f"{FAULT} ({how})")
+    if RECORDING:  # the `cancel-race` patch's own path, for the replay check
+        save(f"account_sync_v2_cancel_race_{how}.json", handle.id,
+             await handle.fetch_history())
 
 
 @pytest.fixture(scope="module", autouse=True)

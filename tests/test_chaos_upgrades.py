@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import temporalio.workflow
+from pydantic import SecretStr
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
@@ -196,7 +197,8 @@ async def test_record_runs_with_search_attributes_and_an_alert(
     from starters.client import start_run
     from workflows.inputs import AccountSyncInput, BatchSyncInput
 
-    alerting = settings.model_copy(update={"alert_webhook_url": "http://127.0.0.1:9/hook"})
+    alerting = settings.model_copy(
+        update={"alert_webhook_url": SecretStr("http://127.0.0.1:9/hook")})
     last = upstream.dataset.expected_competitions("A1")[-1]["id"]
     upstream.faults.set(path_status={f"/v1/competitions/{last}/games": 404})
     async with running_worker(alerting, temporal_env.client):

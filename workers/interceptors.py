@@ -44,9 +44,21 @@ class _ObservedActivity(ActivityInboundInterceptor):
         try:
             return await self.next.execute_activity(input)
         except ApplicationError as err:
-            if not err.non_retryable and not is_cancelled_exception(err):
+            if will_be_retried(info, err):
                 self._metrics.retry(current_stage.get() or info.activity_type,
                                     category_of(err).value)
             raise
         finally:
             self._state.activity_finished()
+
+
+def will_be_retried(info: activity.Info, err: ApplicationError) -> bool:
+    """Whether Temporal schedules another attempt after this failure (timeouts, which
+    the worker never sees, are not counted here)."""
+    if err.non_retryable or is_cancelled_exception(err):
+        return False
+    policy = info.retry_policy
+    if policy is not None and err.type in (policy.non_retryable_error_types or ()):
+        return False
+    return policy is None or not policy.maximum_attempts or \
+        info.attempt < policy.maximum_attempts
