@@ -168,7 +168,9 @@ async def test_sigterm_turns_ready_into_draining_then_the_worker_exits(
         upstream.faults.set(hold_after=3)
         handle = await start_sync(temporal_env.client, settings, org_kind="association",
                                   org_id="A1", page_size=2)
+        deadline = asyncio.get_running_loop().time() + 30
         while upstream.faults.held == 0:
+            assert asyncio.get_running_loop().time() < deadline, "no request was held"
             await asyncio.sleep(0.02)
         await worker.until(lambda d: d["state"] == "processing")
         assert worker.process is not None

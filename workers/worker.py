@@ -22,7 +22,7 @@ from activities.runs import RunActivities
 from activities.sports.activities import PIPELINE as SPORTS_PIPELINE
 from activities.sports.activities import SportsActivities
 from activities.sports.stagers import UNDO_ORDER
-from pipeworks.db import CONNECT_ERRORS, create_pool, migrate, unreachable
+from pipeworks.db import CONNECT_ERRORS, connect, create_pool, migrate, unreachable
 from pipeworks.http import UpstreamClient
 from pipeworks.logging import get_logger
 from pipeworks.metrics import PipelineMetrics, metrics_runtime
@@ -52,7 +52,9 @@ class WorkerResources:
                              meter=runtime_of(self.temporal).metric_meter)
         sports = SportsActivities(self.pool, self.upstream, metrics=self.metrics,
                                   keep_landed_pages=settings.keep_landed_pages)
-        alerts = AlertActivities(settings.alert_webhook_url, settings.temporal_ui_url,
+        webhook = settings.alert_webhook_url
+        alerts = AlertActivities(webhook.get_secret_value() if webhook else None,
+                                 settings.temporal_ui_url,
                                  settings.temporal_namespace)
         return [alerts.send_run_alert,
             runs.record_run_started, runs.record_run_finished, runs.acquire_org_lease,
@@ -176,7 +178,13 @@ async def health_server(settings: Settings, resources: WorkerResources
         return await resources.temporal.service_client.check_health()
 
     async def postgres_answers() -> object:
-        return await resources.pool.fetchval("SELECT 1")
+        # Its own connection: a busy worker's pool may be all taken by stage transactions,
+        # which says nothing about whether Postgres answers.
+        conn = await connect(settings.resolved_database_url())
+        try:
+            return await conn.fetchval("SELECT 1")
+        finally:
+            await conn.close()
 
     server = HealthServer(settings.health_address, resources.state,
                           {"temporal": temporal_answers, "postgres": postgres_answers})
