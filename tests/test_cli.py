@@ -378,7 +378,7 @@ async def test_failed_sync_exits_1(
 
 async def test_second_sync_attaches_to_the_running_one(
     cli: Commands, settings: Settings, temporal_env: WorkflowEnvironment,
-    upstream: UpstreamServer,
+    upstream: UpstreamServer, db: Connection,
 ) -> None:
     upstream.faults.set(latency_ms=SLOW_MS)
     slow = {"PIPEWORKS_PAGE_SIZE": "3", "PIPEWORKS_COMPETITION_CONCURRENCY": "1"}
@@ -402,6 +402,7 @@ async def test_second_sync_attaches_to_the_running_one(
     runs = [w async for w in temporal_env.client.list_workflows(
         f"WorkflowId = 'sports-sync-association-A2' AND TaskQueue = '{settings.task_queue}'")]
     assert [w.run_id for w in runs] == [started["run_id"]], runs
+    await assert_tables_equal(db, expected_association(upstream.dataset, "A2"))
 
 
 # -- 6. status, cancel, watch ---------------------------------------------------
