@@ -63,10 +63,18 @@ async def truncate_sports(conn: asyncpg.Connection) -> None:
     await conn.execute("TRUNCATE " + ", ".join(SPORTS_TABLES))
 
 
-async def row_versions(conn: asyncpg.Connection) -> dict[str, dict[str, str]]:
-    """Every row's xmin: a row that was rewritten (even to the same values) gets a new one."""
-    return {t: {r["id"]: r["xmin"] for r in await conn.fetch(
-        f"SELECT id, xmin::text AS xmin FROM {t}")} for t in SPORTS_TABLES}
+async def next_xid(conn: asyncpg.Connection) -> int:
+    """A transaction id taken now: every row written later has a larger xmin."""
+    return int(await conn.fetchval("SELECT txid_current()"))
+
+
+async def rows_written_since(conn: asyncpg.Connection, xid: int) -> dict[str, int]:
+    """Rows whose xmin is newer than `xid`: a row that was rewritten (even to the same
+    values) gets a new one. Compares 32-bit xmins with a 64-bit txid, which holds in the
+    benchmark's fresh cluster (epoch 0, far from wraparound)."""
+    return {t: int(await conn.fetchval(
+        f"SELECT count(*) FROM {t} WHERE xmin::text::bigint > $1", xid))
+        for t in SPORTS_TABLES}
 
 
 async def _write_counters(conn: asyncpg.Connection, schema: str) -> dict[str, int]:

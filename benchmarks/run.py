@@ -60,8 +60,9 @@ from benchmarks import history as history_analysis
 from benchmarks.common import (
     checksums,
     end_other_backends,
+    next_xid,
     row_counts,
-    row_versions,
+    rows_written_since,
     stable_write_counters,
     truncate_sports,
 )
@@ -80,6 +81,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ORG = "A1"
 QUICK = (10, 16, 240)
 DEFAULT = (100, 16, 240)
+MILLION = (4000, 16, 250)  # the upstream's `bench-1m` preset: 1,000,000 games
+STAGING_MAX_COMPETITIONS = 100
+BULK_MAX_GAMES = 24_000
+GAME_CACHE_MAX = 512  # competitions whose games the upstream keeps generated
 PROGRESS_EVERY_S = 0.2
 RSS_EVERY_S = 0.1
 PIPELINE_TABLES = ("pipeline.runs", "pipeline.dead_letters", "pipeline.loads",
@@ -88,6 +93,10 @@ PIPELINE_TABLES = ("pipeline.runs", "pipeline.dead_letters", "pipeline.loads",
 TARGET_PLAIN_RATIO = 1.3
 TARGET_NAIVE_SPEEDUP = 8.0
 TARGET_STAGING_ROWS_PER_S = 100_000
+TARGET_MAX_HISTORY_EVENTS = 10_000
+TARGET_RSS_MB = 500
+TARGET_RSS_GROWTH = 1.5
+TARGET_PROGRESS_P99_MS = 100
 ACTIVE: list[Stack] = []  # for the last-resort cleanup in main()
 console = Console()
 if not console.is_terminal:
@@ -109,6 +118,21 @@ class Config:
     keep_dir: bool = False
     unsandboxed: bool = False
     seed: int = 7
+    workers: int = 1                     # worker processes on the task queue
+    worker_slots: int | None = None      # PIPEWORKS_MAX_CONCURRENT_ACTIVITIES per worker
+    per_workflow: int | None = None      # competitions_per_workflow (None: the default)
+    skip_rerun: bool = False
+    skip_plain: bool = False
+    rss_reference: Path | None = None    # an earlier report to compare the worker RSS with
+
+    @property
+    def total_games(self) -> int:
+        return self.competitions * self.games
+
+    @property
+    def staging_competitions(self) -> int:
+        """Staging alone uses the first competitions only: every page is held in memory."""
+        return min(self.competitions, STAGING_MAX_COMPETITIONS)
 
 
 # -- process sampling ----------------------------------------------------------------
@@ -262,6 +286,7 @@ async def truncate_all(dsn: str) -> None:
 
 async def wait_for_pollers(client: Client, task_queue: str, worker: asyncio.subprocess.Process
                            ) -> None:
+    """Until this worker (its identity is `<pid>@<host>`) polls the activity queue."""
     request = DescribeTaskQueueRequest(
         namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
         task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
@@ -269,7 +294,8 @@ async def wait_for_pollers(client: Client, task_queue: str, worker: asyncio.subp
     while time.monotonic() < deadline:
         if worker.returncode is not None:
             raise RuntimeError(f"the worker exited with status {worker.returncode}")
-        if (await client.workflow_service.describe_task_queue(request)).pollers:
+        pollers = (await client.workflow_service.describe_task_queue(request)).pollers
+        if any(p.identity.startswith(f"{worker.pid}@") for p in pollers):
             return
         await asyncio.sleep(0.2)
     raise RuntimeError("the worker did not poll its task queue in time")
@@ -303,10 +329,10 @@ class Stack:
         self.env: WorkflowEnvironment | None = None
         size = (config.competitions, config.teams, config.games)
         dataset = Dataset(lambda: build_sized_world(config.seed, *size), config.seed,
-                          cache_size=max(128, config.competitions + 1))
+                          cache_size=min(GAME_CACHE_MAX, max(128, config.competitions + 1)))
         self.upstream = UpstreamServer(dataset,
                                        faults=FaultConfig(latency_ms=config.latency_ms))
-        self.worker: asyncio.subprocess.Process | None = None
+        self.workers: list[asyncio.subprocess.Process] = []
         self.worker_log = self.dir / "worker.log"
         self.sampler = Sampler()
         self.temporal_pid: int | None = None
@@ -337,7 +363,21 @@ class Stack:
                     self.sampler.watch("temporal", child.pid, descendants=True)
         self.upstream.start()
 
+    @property
+    def worker(self) -> asyncio.subprocess.Process | None:
+        return self.workers[0] if self.workers else None
+
+    @staticmethod
+    def worker_name(index: int) -> str:
+        """The sampler's name of the index-th worker: `worker`, `worker 2`, ..."""
+        return "worker" if index == 0 else f"worker {index + 1}"
+
+    async def start_workers(self, count: int | None = None) -> None:
+        for _ in range(count or self.config.workers):
+            await self.start_worker()
+
     async def start_worker(self) -> None:
+        index = len(self.workers)
         target = self.client.service_client.config.target_host
         env = {**os.environ,
                "PIPEWORKS_DATABASE_URL": self.postgres.dsn,
@@ -346,26 +386,35 @@ class Stack:
                "PIPEWORKS_TASK_QUEUE": self.task_queue,
                "PIPEWORKS_HOME": str(self.dir / ".pipeworks"),
                "PIPEWORKS_LOG_FORMAT": "json",
-               # Off: a dev stack's worker (or a second benchmark worker) may hold the
+               # Off: a dev stack's worker (or another benchmark worker) may hold the
                # default ports, and the benchmark reads nothing from them.
                "PIPEWORKS_METRICS_ADDRESS": "", "PIPEWORKS_HEALTH_ADDRESS": ""}
+        if self.config.worker_slots:
+            env["PIPEWORKS_MAX_CONCURRENT_ACTIVITIES"] = str(self.config.worker_slots)
         command = ["-m", "starters.cli", "worker"]
         if self.config.profile or self.config.unsandboxed:
             command = ["-m", "benchmarks.bench_worker"]
             if self.config.profile:
-                command += ["--profile", str(self.config.profile / "worker.prof")]
+                command += ["--profile", str(self.config.profile / f"worker{index or ''}.prof")]
             if self.config.unsandboxed:
                 command.append("--unsandboxed")
-        self.worker = await asyncio.create_subprocess_exec(
+        log = self.worker_log if index == 0 else self.dir / f"worker{index + 1}.log"
+        worker = await asyncio.create_subprocess_exec(
             sys.executable, *command, env=env, cwd=ROOT,
-            stdin=subprocess.DEVNULL, stdout=self.worker_log.open("ab"),
+            stdin=subprocess.DEVNULL, stdout=log.open("ab"),
             stderr=subprocess.STDOUT, start_new_session=True)
-        self.sampler.watch("worker", self.worker.pid)
-        await wait_for_pollers(self.client, self.task_queue, self.worker)
+        self.workers.append(worker)
+        self.sampler.watch(self.worker_name(index), worker.pid)
+        await wait_for_pollers(self.client, self.task_queue, worker)
 
     async def stop_worker(self) -> None:
-        worker, self.worker = self.worker, None
-        if worker is None or worker.returncode is not None:
+        """Stops every worker (SIGTERM: they drain)."""
+        workers, self.workers = self.workers, []
+        await asyncio.gather(*(self._stop(w) for w in workers))
+
+    @staticmethod
+    async def _stop(worker: asyncio.subprocess.Process) -> None:
+        if worker.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             worker.send_signal(signal.SIGTERM)
@@ -400,7 +449,7 @@ class Stack:
         if self.closed:
             return
         self.sampler.stop()
-        for pid in (self.worker.pid if self.worker else None, self.temporal_pid):
+        for pid in (*(w.pid for w in self.workers), self.temporal_pid):
             if pid is not None:
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(pid).kill()
@@ -428,8 +477,11 @@ async def running_stack(config: Config) -> AsyncIterator[Stack]:
 async def run_sync(stack: Stack, workflow_id: str, *, org_kind: str = "association",
                    org_id: str = ORG) -> dict[str, Any]:
     config = stack.config
-    payload = {"org_kind": org_kind, "org_id": org_id,
-               "competition_concurrency": config.concurrency, "page_size": config.page_size}
+    payload: dict[str, Any] = {
+        "org_kind": org_kind, "org_id": org_id,
+        "competition_concurrency": config.concurrency, "page_size": config.page_size}
+    if config.per_workflow is not None:
+        payload["competitions_per_workflow"] = config.per_workflow
     stack.upstream.stats.clear()
     latencies: list[float] = []
     failures: list[str] = []
@@ -453,33 +505,43 @@ async def run_sync(stack: Stack, workflow_id: str, *, org_kind: str = "associati
     if not isinstance(result, dict) or result.get("status") != "completed":
         raise RuntimeError(f"{workflow_id} did not complete: {result}")
     stats = stack.upstream.stats.snapshot(log=False)
-    history = await handle.fetch_history()
+    histories = await history_analysis.run_histories(stack.client, handle)
+    names = {f"{w.pid}@": stack.worker_name(i) for i, w in enumerate(stack.workers)}
+    by_worker = {next((n for prefix, n in names.items() if identity.startswith(prefix)),
+                      identity): counts
+                 for identity, counts in history_analysis.activities_by_worker(
+                     histories).items()}
+    rss = {stack.worker_name(i): stack.sampler.peak_rss_mb(
+        stack.worker_name(i), usage["since"], usage["until"]) for i in range(len(stack.workers))}
     return {
         "workflow_id": workflow_id, "wall_s": wall, "requests": stats["total"],
         "requests_by_route": {r: sum(c.values()) for r, c in stats["by_route"].items()},
         "status": result["status"], "message": result.get("message"),
         "records": result.get("records"), "errors": result.get("errors"),
-        "history": history_analysis.size(history),
-        "profile": history_analysis.analyse(history),
+        "history": history_analysis.size(histories),
+        "profile": history_analysis.analyse(histories),
+        "activities_by_worker": by_worker,
         "progress_query_ms": {
             "samples": len(latencies), "failures": len(failures),
             "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
             "max": max(latencies) if latencies else None},
-        "worker_peak_rss_mb": stack.sampler.peak_rss_mb("worker", usage["since"],
-                                                        usage["until"]),
+        "worker_peak_rss_mb": max((v for v in rss.values() if v is not None), default=None),
+        "worker_peak_rss_mb_by_worker": rss,
         "cpu_s": usage["cpu_s"], "cpu_total_s": usage["cpu_total_s"],
     }
 
 
-async def write_snapshot(dsn: str) -> dict[str, Any]:
-    """Counters after every backend that wrote has exited (and so flushed them)."""
+async def write_snapshot(dsn: str, since: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Counters after every backend that wrote has exited (and so flushed them); with
+    `since`, the rows written (a new xmin) after that snapshot was taken."""
     conn = await asyncpg.connect(dsn)
     try:
         ended = await end_other_backends(conn)
         return {"ended_backends": ended,
                 "sports": await stable_write_counters(conn, "sports"),
                 "pipeline": await stable_write_counters(conn, "pipeline"),
-                "xmin": await row_versions(conn)}
+                "rewritten": await rows_written_since(conn, since["xid"]) if since else {},
+                "xid": await next_xid(conn)}
     finally:
         await conn.close()
 
@@ -487,8 +549,7 @@ async def write_snapshot(dsn: str) -> dict[str, Any]:
 def written_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     def delta(schema: str) -> dict[str, int]:
         return {t: after[schema].get(t, 0) - before[schema].get(t, 0) for t in after[schema]}
-    rewritten = {t: sum(1 for key, xmin in after["xmin"][t].items()
-                        if before["xmin"][t].get(key) != xmin) for t in after["xmin"]}
+    rewritten = after["rewritten"]
     sports = delta("sports")
     return {"sports_tuples_written": sports, "sports_total": sum(sports.values()),
             "pipeline_tuples_written": delta("pipeline"),
@@ -552,6 +613,9 @@ async def bench(config: Config) -> dict[str, Any]:
                    "games_per_competition": config.games, "latency_ms": config.latency_ms,
                    "concurrency": config.concurrency, "page_size": config.page_size,
                    "quick": config.quick, "skip_naive": config.skip_naive,
+                   "workers": config.workers, "worker_slots": config.worker_slots,
+                   "competitions_per_workflow": config.per_workflow,
+                   "staging_competitions": config.staging_competitions,
                    "seed": config.seed, "postgres": "embedded, durable (fsync on)",
                    "worker": ("unsandboxed workflow runner (experiment)" if config.unsandboxed
                               else "python -m starters.cli worker")
@@ -565,14 +629,15 @@ async def bench(config: Config) -> dict[str, Any]:
         dsn = stack.postgres.dsn
         report["versions"]["postgres"] = await _server_version(dsn)
         t = time.perf_counter()
-        pages = await asyncio.to_thread(games_pages, stack.upstream.dataset, config.page_size)
+        dataset = stack.upstream.dataset
+        sample = list(dataset.competitions)[:config.staging_competitions]
+        pages = await asyncio.to_thread(games_pages, dataset, config.page_size, sample)
         bulk = await asyncio.to_thread(bulk_pages, config)
-        report["dataset"] = {**stack.upstream.dataset.counts(),
-                             "generate_s": time.perf_counter() - t}
+        report["dataset"] = {**dataset.counts(), "generate_s": time.perf_counter() - t}
         console.print(f"dataset: {report['dataset']}")
 
-        await stack.start_worker()
-        console.print("worker up; warm-up sync of club C1-1 ...")
+        await stack.start_workers()
+        console.print(f"{config.workers} worker(s) up; warm-up sync of club C1-1 ...")
         await run_sync(stack, f"bench-warmup-{uuid.uuid4().hex[:6]}", org_kind="club",
                        org_id="C1-1")
         await truncate_all(dsn)
@@ -588,36 +653,38 @@ async def bench(config: Config) -> dict[str, Any]:
         first["rows_total"] = sum(counts.values())
         first["rows_per_s"] = first["rows_total"] / first["wall_s"]
         report["pipeworks"] = first
-        report["worker_peak_rss_mb_overall"] = stack.sampler.peak_rss_mb("worker")
+        report["worker_peak_rss_mb_overall"] = overall_worker_rss(stack)
         console.print(f"   {first['wall_s']:.2f} s, {counts}")
 
-        console.print("[bold]2.[/] pipeworks re-run, nothing changed upstream ...")
-        rerun = await run_sync(stack, f"bench-rerun-{ORG}-{uuid.uuid4().hex[:6]}")
-        after = await write_snapshot(dsn)
-        rerun.update(written_between(before, after))
-        rerun["ended_backends"] = [before["ended_backends"], after["ended_backends"]]
-        report["rerun"] = rerun
-        console.print(f"   {rerun['wall_s']:.2f} s, sports tuples written: "
-                      f"{rerun['sports_total']}, rows with a new xmin: "
-                      f"{rerun['rows_with_new_xmin_total']}")
-        report["worker_peak_rss_mb_overall"] = stack.sampler.peak_rss_mb("worker")
+        if not config.skip_rerun:
+            console.print("[bold]2.[/] pipeworks re-run, nothing changed upstream ...")
+            rerun = await run_sync(stack, f"bench-rerun-{ORG}-{uuid.uuid4().hex[:6]}")
+            after = await write_snapshot(dsn, since=before)
+            rerun.update(written_between(before, after))
+            rerun["ended_backends"] = [before["ended_backends"], after["ended_backends"]]
+            report["rerun"] = rerun
+            console.print(f"   {rerun['wall_s']:.2f} s, sports tuples written: "
+                          f"{rerun['sports_total']}, rows with a new xmin: "
+                          f"{rerun['rows_with_new_xmin_total']}")
+            report["worker_peak_rss_mb_overall"] = overall_worker_rss(stack)
         await stack.stop_worker()
 
-        console.print("[bold]3.[/] yardstick (a): asyncio + httpx + asyncpg ...")
-        await truncate_sports_tables(dsn)
-        plain_args = ["--concurrency", str(config.concurrency), *common]
-        if config.profile:
-            plain_args += ["--profile", str(config.profile / "yardstick_plain.prof")]
-        plain = await run_yardstick(stack, "benchmarks.yardstick_plain", plain_args,
-                                    "yardstick_plain")
-        plain_counts, plain_sums = await db_state(dsn)
-        plain.update(rows=plain_counts, rows_total=sum(plain_counts.values()),
-                     same_rows_as_pipeworks=plain_counts == counts,
-                     same_checksums_as_pipeworks=plain_sums == sums)
-        plain["rows_per_s"] = plain["rows_total"] / plain["wall_s"]
-        report["yardstick_plain"] = plain
-        console.print(f"   {plain['wall_s']:.2f} s, same rows: "
-                      f"{plain['same_checksums_as_pipeworks']}")
+        if not config.skip_plain:
+            console.print("[bold]3.[/] yardstick (a): asyncio + httpx + asyncpg ...")
+            await truncate_sports_tables(dsn)
+            plain_args = ["--concurrency", str(config.concurrency), *common]
+            if config.profile:
+                plain_args += ["--profile", str(config.profile / "yardstick_plain.prof")]
+            plain = await run_yardstick(stack, "benchmarks.yardstick_plain", plain_args,
+                                        "yardstick_plain")
+            plain_counts, plain_sums = await db_state(dsn)
+            plain.update(rows=plain_counts, rows_total=sum(plain_counts.values()),
+                         same_rows_as_pipeworks=plain_counts == counts,
+                         same_checksums_as_pipeworks=plain_sums == sums)
+            plain["rows_per_s"] = plain["rows_total"] / plain["wall_s"]
+            report["yardstick_plain"] = plain
+            console.print(f"   {plain['wall_s']:.2f} s, same rows: "
+                          f"{plain['same_checksums_as_pipeworks']}")
 
         if not config.skip_naive:
             console.print("[bold]4.[/] yardstick (b): sequential, one INSERT per row ...")
@@ -646,15 +713,27 @@ async def bench(config: Config) -> dict[str, Any]:
             for name in ("worker", "yardstick_plain", "staging")
             if (config.profile / f"{name}.prof").exists()}
     report["latency_floor_s"] = latency_floor(config, report["pipeworks"]["requests"])
+    if config.rss_reference is not None:
+        report["rss_reference"] = rss_reference(config.rss_reference)
     report["targets"] = targets(config, report)
     report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return report
 
 
+def overall_worker_rss(stack: Stack) -> float | None:
+    peaks = [stack.sampler.peak_rss_mb(stack.worker_name(i)) for i in range(config_workers(stack))]
+    return max((p for p in peaks if p is not None), default=None)
+
+
+def config_workers(stack: Stack) -> int:
+    return max(stack.config.workers, len(stack.workers))
+
+
 def bulk_pages(config: Config) -> dict[str, list[bytes]]:
-    """All the run's games in one competition: the same ids as the first competition of
-    the benchmark's dataset (K1, teams T1-1...), so its teams are in the database."""
-    total = config.competitions * config.games
+    """As many games as staging alone stages one competition at a time (at most
+    BULK_MAX_GAMES), in one competition: the same ids as the first competition of the
+    benchmark's dataset (K1, teams T1-1...), so its teams are in the database."""
+    total = min(config.staging_competitions * config.games, BULK_MAX_GAMES)
     dataset = Dataset.sized(1, config.teams, total, seed=config.seed)
     return games_pages(dataset, config.page_size)
 
@@ -686,37 +765,82 @@ def latency_floor(config: Config, requests: int) -> float:
 
 def targets(config: Config, report: dict[str, Any]) -> list[dict[str, Any]]:
     full_size = (config.competitions, config.teams, config.games) == DEFAULT
-    note = "" if full_size else " (target is for 100x16x240; this run is smaller)"
-    wall = report["pipeworks"]["wall_s"]
+    note = "" if full_size else " (target is for 100x16x240; this run's size differs)"
+    pw = report["pipeworks"]
+    wall = pw["wall_s"]
     rows: list[dict[str, Any]] = []
-    plain = report["yardstick_plain"]["wall_s"]
-    rows.append({"target": f"pipeworks within {TARGET_PLAIN_RATIO}x of yardstick (a)" + note,
-                 "measured": f"{wall / plain:.2f}x", "met": wall / plain <= TARGET_PLAIN_RATIO})
+    if "yardstick_plain" in report:
+        plain = report["yardstick_plain"]["wall_s"]
+        rows.append({"target": f"pipeworks within {TARGET_PLAIN_RATIO}x of yardstick (a)"
+                               + note,
+                     "measured": f"{wall / plain:.2f}x",
+                     "met": wall / plain <= TARGET_PLAIN_RATIO})
     if "yardstick_naive" in report:
         naive = report["yardstick_naive"]["wall_s"]
         rows.append({"target": f"pipeworks at least {TARGET_NAIVE_SPEEDUP:g}x faster than "
                                "yardstick (b)" + note,
                      "measured": f"{naive / wall:.2f}x",
                      "met": naive / wall >= TARGET_NAIVE_SPEEDUP})
-    fresh = report["staging"]["fresh"]["rows_per_s"]
-    rows.append({"target": f"staging alone >= {TARGET_STAGING_ROWS_PER_S:,} game rows/s "
-                           f"merged (one load per competition of {config.games} games, "
-                           "empty table)",
-                 "measured": f"{fresh:,.0f} rows/s", "met": fresh >= TARGET_STAGING_ROWS_PER_S})
-    one = report["staging"].get("one_load")
-    if one:
+    history = pw["history"]
+    rows.append({"target": f"no workflow history over {TARGET_MAX_HISTORY_EVENTS:,} events",
+                 "measured": f"largest {history['max_events']:,} events "
+                             f"({history['workflows']} workflow(s))",
+                 "met": history["max_events"] <= TARGET_MAX_HISTORY_EVENTS})
+    q = pw["progress_query_ms"]
+    if q["p99"] is not None:
+        rows.append({"target": f"progress p99 < {TARGET_PROGRESS_P99_MS} ms during the run",
+                     "measured": f"p99 {q['p99']:.1f} ms (n={q['samples']})",
+                     "met": q["p99"] < TARGET_PROGRESS_P99_MS})
+    rss = pw["worker_peak_rss_mb"]
+    if rss is not None:
+        rows.append({"target": f"worker peak RSS under {TARGET_RSS_MB} MB",
+                     "measured": f"{rss:.0f} MB", "met": rss < TARGET_RSS_MB})
+        reference = report.get("rss_reference")
+        if reference and config.total_games > reference["games"]:
+            ratio = rss / reference["worker_peak_rss_mb"]
+            rows.append({"target": f"worker peak RSS within {TARGET_RSS_GROWTH}x of the "
+                                   f"{reference['games']:,}-games run's",
+                         "measured": f"{ratio:.2f}x ({rss:.0f} MB vs "
+                                     f"{reference['worker_peak_rss_mb']:.0f} MB, "
+                                     f"{reference['file']})",
+                         "met": ratio <= TARGET_RSS_GROWTH})
+    staging = report.get("staging")
+    if staging:
+        fresh = staging["fresh"]["rows_per_s"]
         rows.append({"target": f"staging alone >= {TARGET_STAGING_ROWS_PER_S:,} game rows/s "
-                               f"merged (all {one['rows']:,} games as one load, empty table)",
-                     "measured": f"{one['rows_per_s']:,.0f} rows/s",
-                     "met": one["rows_per_s"] >= TARGET_STAGING_ROWS_PER_S})
-    rerun = report["rerun"]
-    rows.append({"target": "re-run with nothing changed writes no row "
-                           "(sports n_tup_ins + n_tup_upd + n_tup_del unchanged)",
-                 "measured": f"{rerun['sports_total']} tuples written, "
-                             f"{rerun['rows_with_new_xmin_total']} rows with a new xmin (first "
-                             f"run: {report['pipeworks']['sports_tuples_written']:,} written)",
-                 "met": rerun["sports_total"] == 0 and rerun["rows_with_new_xmin_total"] == 0})
+                               f"merged (one load per competition of {config.games} games, "
+                               "empty table)",
+                     "measured": f"{fresh:,.0f} rows/s",
+                     "met": fresh >= TARGET_STAGING_ROWS_PER_S})
+        one = staging.get("one_load")
+        if one:
+            rows.append({"target": f"staging alone >= {TARGET_STAGING_ROWS_PER_S:,} game "
+                                   f"rows/s merged (all {one['rows']:,} games as one load, "
+                                   "empty table)",
+                         "measured": f"{one['rows_per_s']:,.0f} rows/s",
+                         "met": one["rows_per_s"] >= TARGET_STAGING_ROWS_PER_S})
+    rerun = report.get("rerun")
+    if rerun:
+        rows.append({"target": "re-run with nothing changed writes no row "
+                               "(sports n_tup_ins + n_tup_upd + n_tup_del unchanged)",
+                     "measured": f"{rerun['sports_total']} tuples written, "
+                                 f"{rerun['rows_with_new_xmin_total']} rows with a new xmin "
+                                 f"(first run: {pw['sports_tuples_written']:,} written)",
+                     "met": rerun["sports_total"] == 0
+                     and rerun["rows_with_new_xmin_total"] == 0})
     return rows
+
+
+def rss_reference(path: Path) -> dict[str, Any] | None:
+    """The worker's peak RSS in an earlier report (e.g. the 100k-games reference run)."""
+    try:
+        earlier = json.loads(path.read_text())
+        c = earlier["config"]
+        return {"file": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+                "games": c["competitions"] * c["games_per_competition"],
+                "worker_peak_rss_mb": earlier["pipeworks"]["worker_peak_rss_mb"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # -- output ----------------------------------------------------------------------------
@@ -740,10 +864,12 @@ def render(report: dict[str, Any]) -> None:
     main.add_row("pipeworks (AccountSyncWorkflow)", _f(pw["wall_s"]), f"{pw['rows_total']:,}",
                  _f(pw["rows_per_s"], 0), str(pw["requests"]), "1.00",
                  _f(pw["cpu_total_s"], 1), _f(pw["worker_peak_rss_mb"], 0) + " (worker)")
-    rr = report["rerun"]
-    main.add_row("pipeworks re-run (no changes)", _f(rr["wall_s"]), "0 written", "-",
-                 str(rr["requests"]), _f(pw["wall_s"] / rr["wall_s"]),
-                 _f(rr["cpu_total_s"], 1), _f(rr["worker_peak_rss_mb"], 0) + " (worker)")
+    rr = report.get("rerun")
+    if rr:
+        main.add_row("pipeworks re-run (no changes)", _f(rr["wall_s"]),
+                     f"{rr['sports_total']:,} written", "-", str(rr["requests"]),
+                     _f(pw["wall_s"] / rr["wall_s"]), _f(rr["cpu_total_s"], 1),
+                     _f(rr["worker_peak_rss_mb"], 0) + " (worker)")
     for key, name in (("yardstick_plain", "(a) asyncio+httpx+asyncpg"),
                       ("yardstick_naive", "(b) naive: 1 INSERT per row")):
         if key in report:
@@ -766,17 +892,29 @@ def render(report: dict[str, Any]) -> None:
     details.add_column(justify="right")
     details.add_row("workflow history", f"{h['events']:,} events, {h['bytes']:,} bytes "
                     f"({h['json_bytes']:,} as JSON)")
+    if h["workflows"] > 1:
+        details.add_row("child workflows (parts)",
+                        f"{h['workflows'] - 1}: largest history {h['max_events']:,} events, "
+                        f"all {h['total_events']:,} events, {h['total_bytes']:,} bytes")
     details.add_row("worker peak RSS", f"{_f(pw['worker_peak_rss_mb'], 1)} MB during the run, "
                     f"{_f(report['worker_peak_rss_mb_overall'], 1)} MB overall")
+    if len(pw["activities_by_worker"]) > 1 or len(pw["worker_peak_rss_mb_by_worker"]) > 1:
+        for worker, counts in sorted(pw["activities_by_worker"].items()):
+            rss = pw["worker_peak_rss_mb_by_worker"].get(worker)
+            details.add_row(f"{worker}: activities", ", ".join(
+                f"{n} {name}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+                + (f"; peak RSS {rss:.0f} MB" if rss else ""))
     details.add_row("progress query latency", f"p50 {_f(q['p50'], 1)} ms, p99 {_f(q['p99'], 1)}"
                     f" ms (n={q['samples']}, failed {q['failures']})")
     details.add_row("CPU s by process", ", ".join(
         f"{k} {v:.1f}" for k, v in sorted(pw["cpu_s"].items(), key=lambda kv: -kv[1])))
-    details.add_row("sports tuples written (pg_stat_user_tables)",
-                    f"first run {pw['sports_tuples_written']:,}, re-run {rr['sports_total']} "
-                    f"({rr['rows_with_new_xmin_total']} rows with a new xmin)")
-    details.add_row("re-run: pipeline tuples written",
-                    f"{sum(rr['pipeline_tuples_written'].values()):,}")
+    if rr:
+        details.add_row("sports tuples written (pg_stat_user_tables)",
+                        f"first run {pw['sports_tuples_written']:,}, re-run "
+                        f"{rr['sports_total']} ({rr['rows_with_new_xmin_total']} rows with a "
+                        "new xmin)")
+        details.add_row("re-run: pipeline tuples written",
+                        f"{sum(rr['pipeline_tuples_written'].values()):,}")
     if "yardstick_plain" in report:
         y = report["yardstick_plain"]
         details.add_row("(a) same rows as pipeworks", f"counts {y['same_rows_as_pipeworks']}, "
@@ -798,7 +936,9 @@ def render(report: dict[str, Any]) -> None:
                      _f(1000 * a["queue_s"] / n, 1))
     console.print(prof)
     console.print(
-        f"per competition ({ch['count']} chains of fetch/stage teams, fetch/stage games): "
+        f"per competition ({ch['count']} chains: sync teams and games, or fetch/stage "
+        f"teams, fetch/stage games; handoff to the next "
+        f"{_f(1000 * (ch['mean_handoff_s'] or 0), 0)} ms): "
         f"span {_f(1000 * ch['mean_span_s'], 0)} ms = in activities "
         f"{_f(1000 * ch['mean_in_activities_s'], 0)} ms + between activities "
         f"{_f(1000 * ch['mean_between_activities_s'], 0)} ms + queued "
@@ -813,8 +953,8 @@ def render(report: dict[str, Any]) -> None:
                       f"convert {_f(y['convert_s'])} s, merge {_f(y['merge_s'])} s")
 
     s = report["staging"]
-    st = Table(title="staging alone (games; one load per competition, one connection)",
-               title_justify="left")
+    st = Table(title=f"staging alone (games of {s['fresh']['loads']} competitions; one load "
+                     "per competition, one connection)", title_justify="left")
     for col in ("variant", "rows", "seconds", "rows/s"):
         st.add_column(col, justify="left" if col == "variant" else "right")
     for key, name in (("fresh", "stage_load into an empty table"),
@@ -874,6 +1014,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK[0]}x{QUICK[1]}x{QUICK[2]} instead of "
                              f"{DEFAULT[0]}x{DEFAULT[1]}x{DEFAULT[2]}")
+    parser.add_argument("--million", action="store_true",
+                        help=f"{MILLION[0]}x{MILLION[1]}x{MILLION[2]} (1,000,000 games, the "
+                             "upstream's bench-1m preset); implies --skip-naive --skip-rerun")
     parser.add_argument("--competitions", type=int)
     parser.add_argument("--teams", type=int, help="teams per competition")
     parser.add_argument("--games", type=int, help="games per competition")
@@ -882,7 +1025,20 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--concurrency", type=int, default=4,
                         help="competitions at once, for pipeworks and yardstick (a)")
     parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="pipeworks worker processes on the task queue (default 1)")
+    parser.add_argument("--worker-slots", type=int, metavar="N",
+                        help="PIPEWORKS_MAX_CONCURRENT_ACTIVITIES of each worker (default 16)")
+    parser.add_argument("--competitions-per-workflow", type=int, metavar="N",
+                        help="competitions per child workflow (the input's default: 250)")
     parser.add_argument("--skip-naive", action="store_true", help="skip yardstick (b)")
+    parser.add_argument("--skip-plain", action="store_true", help="skip yardstick (a)")
+    parser.add_argument("--skip-rerun", action="store_true",
+                        help="skip the re-run with nothing changed")
+    parser.add_argument("--rss-reference", type=Path, metavar="JSON",
+                        default=Path(__file__).resolve().parent / "reference" / "default.json",
+                        help="an earlier report whose worker RSS a larger run is compared "
+                             "with (default benchmarks/reference/default.json)")
     parser.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/"
                                                  "<timestamp>.json)")
     parser.add_argument("--profile", type=Path, metavar="DIR",
@@ -893,7 +1049,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--keep-dir", action="store_true",
                         help="keep the temp dir (worker log, Postgres data and log)")
     args = parser.parse_args(argv)
-    size = QUICK if args.quick else DEFAULT
+    size = MILLION if args.million else QUICK if args.quick else DEFAULT
     competitions = args.competitions or size[0]
     teams = args.teams or size[1]
     games = args.games or size[2]
@@ -901,11 +1057,18 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         parser.error("sizes must be positive, and at least 2 teams per competition")
     if not 1 <= args.page_size <= 500:
         parser.error("--page-size must be from 1 to 500")
+    if args.workers < 1 or (args.worker_slots is not None and args.worker_slots < 1):
+        parser.error("--workers and --worker-slots must be at least 1")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
-    return Config(competitions, teams, games, args.latency_ms, args.concurrency,
-                  args.page_size, args.skip_naive, args.quick, out, args.profile,
-                  args.keep_dir, args.unsandboxed)
+    suffix = "-million" if args.million else "-quick" if args.quick else ""
+    out = args.out or RESULTS / f"{stamp}{suffix}.json"
+    config = Config(competitions, teams, games, args.latency_ms, args.concurrency,
+                    args.page_size, args.skip_naive or args.million, args.quick, out,
+                    args.profile, args.keep_dir, args.unsandboxed, workers=args.workers,
+                    worker_slots=args.worker_slots, per_workflow=args.competitions_per_workflow,
+                    skip_rerun=args.skip_rerun or args.million, skip_plain=args.skip_plain,
+                    rss_reference=args.rss_reference)
+    return config
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -139,10 +139,12 @@ def upstream_pages(dataset: Dataset, path: str, page_size: int) -> list[bytes]:
             return bodies
 
 
-def games_pages(dataset: Dataset, page_size: int) -> dict[str, list[bytes]]:
-    """Every competition's games pages (this also warms the upstream's game cache)."""
+def games_pages(dataset: Dataset, page_size: int, competitions: list[str] | None = None
+                ) -> dict[str, list[bytes]]:
+    """The competitions' games pages, by default every competition's (this also warms
+    the upstream's game cache)."""
     return {cid: upstream_pages(dataset, games_path(cid), page_size)
-            for cid in dataset.competitions}
+            for cid in (dataset.competitions if competitions is None else competitions)}
 
 
 async def land_all(conn: Connection, run_id: str, pages: dict[str, list[bytes]]
