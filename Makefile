@@ -46,3 +46,7 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: venv  ## pipeworks vs two yardsticks on the embedded stack; prints a table, writes JSON
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+.PHONY: bench-scale
+bench-scale: venv  ## one run on one worker, then on two: activities per worker, speedup
+	$(BIN)/python -m benchmarks.scale $(BENCH_ARGS)
