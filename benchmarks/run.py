@@ -1,20 +1,23 @@
 """`make bench`: pipeworks' sports sync against two yardsticks, in one run on this machine.
 
-    python -m benchmarks.run [--quick] [--competitions N --teams N --games N]
-        [--latency-ms 20] [--concurrency 4] [--page-size 100] [--skip-naive]
-        [--out benchmarks/results/<timestamp>.json] [--profile DIR]
+    python -m benchmarks.run [--quick | --million] [--competitions N --teams N --games N]
+        [--latency-ms 20] [--concurrency 4] [--page-size 100] [--workers 1]
+        [--worker-slots N] [--competitions-per-workflow N] [--skip-naive] [--skip-plain]
+        [--skip-rerun] [--out benchmarks/results/<timestamp>.json] [--profile DIR]
 
 Starts an embedded Postgres, a Temporal dev server and the demo upstream (one
 association "A1" of the given size, every request delayed by --latency-ms) in a temp
-directory, and a pipeworks worker as a separate process. Then, against the same upstream
-and the same Postgres:
+directory, and pipeworks worker(s) as separate processes. Then, against the same
+upstream and the same Postgres:
 
 1. a full `AccountSyncWorkflow` of A1, querying `progress` every 200 ms meanwhile;
 2. the same sync again, nothing changed upstream: proves from `pg_stat_user_tables`
-   (and row xmins) that it writes no row of `sports.*`;
+   (and row xmins) that it writes no row of `sports.*` (--skip-rerun);
 3. yardstick (a), `benchmarks/yardstick_plain.py`, into emptied tables: same rows?
+   (--skip-plain);
 4. yardstick (b), `benchmarks/yardstick_naive.py`, into emptied tables (--skip-naive);
-5. staging alone: `pipeworks.staging.stage_load` over landed games pages.
+5. staging alone: `pipeworks.staging.stage_load` over landed games pages (of at most
+   the first 100 competitions).
 
 Prints tables and writes every number as JSON. Everything it started is stopped at the
 end, also on failure or Ctrl-C.
