@@ -36,22 +36,21 @@ def web_ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str) -> s
 def alert_payload(alert: RunAlert, link: str) -> dict[str, Any]:
     what = {"failed": "failed", "cancelled": "was cancelled",
             "completed_with_errors": "completed with errors"}.get(alert.status, alert.status)
-    undone = " Its changes were rolled back." if alert.rolled_back else (
-        " The failed parts were rolled back." if alert.status == "completed_with_errors"
-        else "")
+    # The run's message says what was undone ("changes rolled back", "nothing was
+    # changed", "rolled back competitions ..."): it is not said twice.
     headline = f"pipeworks: {alert.workflow_type} {alert.workflow_id} {what} ({alert.category})"
     return {
-        "text": f"{headline}: {alert.message}{undone} {link}",
+        "text": f"{headline}: {alert.message} {link}",
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
             {"type": "section", "fields": [
                 {"type": "mrkdwn", "text": f"*Run id*\n`{alert.run_id}`"},
                 {"type": "mrkdwn", "text": f"*Category*\n{alert.category}"},
                 {"type": "mrkdwn", "text": f"*Pipeline*\n{alert.pipeline}"},
-                {"type": "mrkdwn", "text": f"*Status*\n{alert.status}"},
+                {"type": "mrkdwn", "text": f"*Status*\n{alert.status}"
+                                           f"{' (rolled back)' if alert.rolled_back else ''}"},
             ]},
-            {"type": "section", "text": {"type": "mrkdwn",
-                                         "text": f"{alert.message}{undone}"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": alert.message}},
             {"type": "actions", "elements": [{
                 "type": "button", "text": {"type": "plain_text", "text": "Open in Temporal"},
                 "url": link}]},
