@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1079,15 +1079,17 @@ def _terminate(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    config = parse_args(argv)
+def run_and_report(config: Config, benchmark: Coroutine[Any, Any, dict[str, Any]],
+                   render_report: Callable[[dict[str, Any]], None]) -> int:
+    """Runs one benchmark to its report (printed and written as JSON); Ctrl-C and SIGTERM
+    stop it cleanly, with every process it started."""
     signal.signal(signal.SIGTERM, _terminate)
     # A shell without job control starts background jobs with SIGINT ignored; this
     # command always wants Ctrl-C (and SIGTERM) to stop it cleanly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.perf_counter()
     try:
-        report = asyncio.run(bench(config))
+        report = asyncio.run(benchmark)
     except (KeyboardInterrupt, asyncio.CancelledError):
         console.print("[red]interrupted; stopped everything it had started[/]")
         return 130
@@ -1095,11 +1097,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for stack in ACTIVE:
             stack.close_now()
     report["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
-    render(report)
+    render_report(report)
     config.out.parent.mkdir(parents=True, exist_ok=True)
     config.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     console.print(f"wrote {config.out} (whole benchmark {report['benchmark_wall_s']} s)")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(argv)
+    return run_and_report(config, bench(config), render)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,7 @@ activities each worker ran (from the run's history), and writes JSON.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import signal
 import sys
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -29,14 +25,13 @@ from typing import Any
 from rich.table import Table
 
 from benchmarks.run import (
-    ACTIVE,
     ORG,
     RESULTS,
     Config,
-    _terminate,
     console,
     db_state,
     machine,
+    run_and_report,
     run_sync,
     running_stack,
     truncate_all,
@@ -127,23 +122,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config, workers = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    started = time.perf_counter()
-    try:
-        report = asyncio.run(scale(config, workers))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        console.print("[red]interrupted; stopped everything it had started[/]")
-        return 130
-    finally:
-        for stack in ACTIVE:
-            stack.close_now()
-    report["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
-    render(report)
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    config.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    console.print(f"wrote {config.out} (whole benchmark {report['benchmark_wall_s']} s)")
-    return 0
+    return run_and_report(config, scale(config, workers), render)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,16 @@ from collections.abc import Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from pipeworks.logging import configure_logging
 from pipeworks.settings import ConfigError, Settings, load_settings
 from starters import accounts as accounts_cmd
 from starters import client as runs
+from starters.inputs import validated_input
 from starters.render import LiveProgress, progress_table
 from starters.schedules import schedule_app
-from workflows.inputs import AccountSyncInput, BatchSyncInput, describe_input_error
+from workflows.inputs import AccountSyncInput, BatchSyncInput
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -54,31 +54,6 @@ def settings() -> Settings:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-# Where each workflow input field comes from: a command-line option or a setting.
-INPUT_SOURCES = {
-    "account_id": "--account", "org_kind": "--org-kind", "org_id": "--org-id",
-    "games_updated_since": "--since", "on_failure": "--on-failure", "kind": "--kind",
-    "max_concurrent": "--max-concurrent",
-    "competition_concurrency": "PIPEWORKS_COMPETITION_CONCURRENCY",
-    "page_size": "PIPEWORKS_PAGE_SIZE",
-    "heartbeat_timeout_seconds": "PIPEWORKS_HEARTBEAT_TIMEOUT_SECONDS",
-    "deadline_seconds": "PIPEWORKS_RUN_DEADLINE_SECONDS",
-}
-
-
-def _input(model: type[Any], values: dict[str, Any]) -> Any:
-    """The workflow input, or one line naming the option (or setting) that is wrong."""
-    try:
-        return model.model_validate(values)
-    except ValidationError as err:
-        problem = err.errors(include_url=False)[0]
-        field = str(problem["loc"][0]) if problem["loc"] else ""
-        if field not in INPUT_SOURCES:
-            raise UsageProblem(describe_input_error(err)) from None
-        message = problem["msg"].removeprefix("Value error, ")
-        raise UsageProblem(f"{INPUT_SOURCES[field]}: {message}") from None
 
 
 async def _finish(client: Any, workflow_id: str, wait: bool, as_json: bool,
@@ -123,7 +98,7 @@ def sync(
         values["org_id"] = org_id
     if since is not None:
         values["games_updated_since"] = since
-    request: AccountSyncInput = _input(AccountSyncInput, values)
+    request: AccountSyncInput = validated_input(AccountSyncInput, values)
 
     raise typer.Exit(run(_start_and_follow(config, request, wait, as_json)))
 
@@ -139,7 +114,7 @@ def sync_all(
 ) -> None:
     """Start a BatchSyncWorkflow: one account sync per matching account."""
     config = settings()
-    request: BatchSyncInput = _input(BatchSyncInput, {
+    request: BatchSyncInput = validated_input(BatchSyncInput, {
         **runs.run_options(config), "kind": kind, "max_concurrent": max_concurrent,
         "on_failure": on_failure})
 

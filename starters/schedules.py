@@ -24,7 +24,6 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -60,7 +59,8 @@ from starters.client import (
     run_options,
     search_attributes_registered,
 )
-from workflows.inputs import AccountSyncInput, BatchSyncInput, describe_input_error
+from starters.inputs import validated_input
+from workflows.inputs import AccountSyncInput, BatchSyncInput
 
 schedule_app = typer.Typer(
     help="Temporal Schedules that start `sync` / `sync-all` runs (e.g. a nightly batch).",
@@ -133,15 +133,6 @@ def format_duration(value: timedelta) -> str:
 
 # -- the action: what `sync` / `sync-all` would start ---------------------------------
 
-# Where each workflow input field comes from, for error messages that name the option.
-INPUT_SOURCES = {
-    "account_id": "--account", "org_kind": "--org-kind", "org_id": "--org-id",
-    "on_failure": "--on-failure", "kind": "--kind", "max_concurrent": "--max-concurrent",
-    "competition_concurrency": "PIPEWORKS_COMPETITION_CONCURRENCY",
-    "page_size": "PIPEWORKS_PAGE_SIZE",
-    "heartbeat_timeout_seconds": "PIPEWORKS_HEARTBEAT_TIMEOUT_SECONDS",
-    "deadline_seconds": "PIPEWORKS_RUN_DEADLINE_SECONDS",
-}
 ACTION_USAGE = ("give the action after `--`: `-- sync-all --kind association` or "
                 "`-- sync --account ID` (or `-- sync --org-kind K --org-id ID`)")
 
@@ -207,20 +198,6 @@ def parse_action(argv: Sequence[str], settings: Settings
     if not isinstance(values, dict):  # `--help`: printed, nothing to create
         return None
     return validated_input(ACTION_MODELS[argv[0]], {**run_options(settings), **values})
-
-
-def validated_input(model: type[AccountSyncInput] | type[BatchSyncInput],
-                    values: dict[str, Any]) -> AccountSyncInput | BatchSyncInput:
-    """The same validation `sync` / `sync-all` do, naming the option or setting at fault."""
-    try:
-        return model.model_validate(values)
-    except ValidationError as err:
-        problem = err.errors(include_url=False)[0]
-        field_name = str(problem["loc"][0]) if problem["loc"] else ""
-        if field_name not in INPUT_SOURCES:
-            raise StarterError(describe_input_error(err)) from None
-        message = problem["msg"].removeprefix("Value error, ")
-        raise StarterError(f"{INPUT_SOURCES[field_name]}: {message}") from None
 
 
 def action_text(workflow: str, payload: dict[str, Any]) -> str:
