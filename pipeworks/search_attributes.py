@@ -15,5 +15,6 @@ ORG_ID = SearchAttributeKey.for_keyword("OrgId")
 STAGE = SearchAttributeKey.for_keyword("Stage")
 
 ALL = (PIPELINE, ORG_KIND, ORG_ID, STAGE)
+BY_NAME = {key.name: key for key in ALL}
 # As `temporal operator search-attribute create --type` spells the types.
 REGISTRATION = {key.name: "Keyword" for key in ALL}

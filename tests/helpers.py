@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -110,6 +111,20 @@ async def failure_of(handle: WorkflowHandle[Any, Any]) -> BaseException:
         assert err.cause is not None
         return err.cause
     raise AssertionError(f"the run should not have succeeded: {result}")
+
+
+def pages(items: int, page_size: int) -> int:
+    """Pages the upstream serves for `items` (an empty list is one page)."""
+    return max(1, math.ceil(items / page_size))
+
+
+def requests_of_a_run(dataset: Dataset, competitions: list[str], page_size: int,
+                      since: str | None = None) -> int:
+    """Upstream requests a fault-free run makes: the organisation, then every page."""
+    return 1 + pages(len(competitions), page_size) + sum(
+        pages(len(dataset.expected_teams(c)), page_size)
+        + pages(len(dataset.expected_games(c, updated_since=since)), page_size)
+        for c in competitions)
 
 
 def a_club_of(dataset: Dataset, association_id: str) -> str:

@@ -12,7 +12,6 @@ N requests and the cancel is delivered while it stands still."""
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,8 @@ from tests.helpers import (
     checksums,
     expected_association,
     failure_of,
+    pages,
+    requests_of_a_run,
     restore_snapshot,
     sports_snapshot,
     start_sync,
@@ -95,10 +96,6 @@ async def prepared(temporal_env: WorkflowEnvironment, settings: Settings, worker
     return await prepare(temporal_env.client, settings, db, upstream)
 
 
-def pages(items: int) -> int:
-    return max(1, math.ceil(items / PAGE_SIZE))
-
-
 @dataclass(frozen=True)
 class FailurePoint:
     stage: str          # "competitions" | "teams" | "games"
@@ -124,7 +121,7 @@ class FailurePoint:
             path = f"/v1/competitions/{competition}/games"
             n = len(dataset.expected_games(competition,
                                            updated_since=SINCE if self.incremental else None))
-        return competition, path, self.page % pages(n)
+        return competition, path, self.page % pages(n, PAGE_SIZE)
 
 
 def failure_points(stages: list[str], incremental: bool = True
@@ -235,15 +232,10 @@ class CancelMoment:
     incremental: bool = False
 
 
-def requests_of_a_run(upstream: UpstreamServer, competitions: list[str],
-                      incremental: bool) -> int:
-    """Upstream requests a fault-free run makes: the organisation, then every page."""
-    dataset = upstream.dataset
-    since = SINCE if incremental else None
-    return 1 + pages(len(competitions)) + sum(
-        pages(len(dataset.expected_teams(c)))
-        + pages(len(dataset.expected_games(c, updated_since=since)))
-        for c in competitions)
+def requests_of_run(upstream: UpstreamServer, competitions: list[str],
+                    incremental: bool) -> int:
+    return requests_of_a_run(upstream.dataset, competitions, PAGE_SIZE,
+                             SINCE if incremental else None)
 
 
 HTTP_ACTIVITIES = {"sports_resolve_org", "sports_fetch_stream", "sports_sync_streams"}
@@ -293,7 +285,7 @@ async def test_a_cancel_at_any_moment_restores_every_row(
     upstream: UpstreamServer, prepared: Prepared, moment: CancelMoment,
 ) -> None:
     await restore_snapshot(db, prepared.rows)
-    after = moment.after_requests % requests_of_a_run(upstream, prepared.competitions,
+    after = moment.after_requests % requests_of_run(upstream, prepared.competitions,
                                                       moment.incremental)
     upstream.stats.clear()
     upstream.faults.set(FaultConfig(hold_after=after))

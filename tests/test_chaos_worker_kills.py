@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import random
-import signal
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +29,6 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.postgres import EmbeddedPostgres
-from devstack.processes import free_port
 from devstack.upstream.faults import FaultConfig
 from devstack.upstream.server import UpstreamServer
 from pipeworks.db import Connection, connect
@@ -43,9 +38,11 @@ from tests.helpers import (
     chaos_tally,
     compare_counted,
     expected_association,
+    requests_of_a_run,
     start_sync,
     write_chaos_tallies,
 )
+from tests.test_worker_process import WorkerProcesses, worker_processes
 
 pytestmark = pytest.mark.slow
 
@@ -63,61 +60,7 @@ async def _report_counts() -> AsyncIterator[None]:
     write_chaos_tallies()
 
 
-class Workers:
-    """Worker processes of one test; whatever is still running is killed at its end."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        assert settings.database_url is not None and settings.sports_api_url is not None
-        self._env = {
-            **os.environ,
-            "PIPEWORKS_DATABASE_URL": settings.database_url.get_secret_value(),
-            "PIPEWORKS_SPORTS_API_URL": settings.sports_api_url,
-            "PIPEWORKS_TEMPORAL_ADDRESS": settings.temporal_address,
-            "PIPEWORKS_TASK_QUEUE": settings.task_queue,
-            "PIPEWORKS_HOME": str(settings.home),
-            "PIPEWORKS_LOG_FORMAT": "json",
-        }
-        self._log = log
-        self.spawned: list[asyncio.subprocess.Process] = []
-
-    async def spawn(self) -> asyncio.subprocess.Process:
-        # Ports of their own: other workers on this machine may hold the defaults.
-        ports = {"PIPEWORKS_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
-                 "PIPEWORKS_HEALTH_ADDRESS": f"127.0.0.1:{free_port()}"}
-        with self._log.open("ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "starters.cli", "worker", env={**self._env, **ports},
-                stdout=log, stderr=asyncio.subprocess.STDOUT)
-        self.spawned.append(process)
-        return process
-
-    @property
-    def current(self) -> asyncio.subprocess.Process:
-        return self.spawned[-1]
-
-    async def kill_current(self) -> None:
-        process = self.current
-        assert process.returncode is None, f"the worker died by itself:\n{self.log_tail()}"
-        process.send_signal(signal.SIGKILL)
-        assert await process.wait() == -signal.SIGKILL
-
-    def log_tail(self) -> str:
-        return self._log.read_text(errors="replace")[-3000:] if self._log.exists() else ""
-
-
-@asynccontextmanager
-async def workers(settings: Settings, log: Path) -> AsyncIterator[Workers]:
-    spawned = Workers(settings, log)
-    try:
-        yield spawned
-    finally:
-        for process in spawned.spawned:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-
-
-async def until(check: Any, what: str, handle: WorkflowHandle[Any, Any], workers: Workers,
+async def until(check: Any, what: str, handle: WorkflowHandle[Any, Any], workers: WorkerProcesses,
                 timeout: float = 60.0) -> Any:
     """Polls `check()` until it returns something truthy; fails if the run ends or the
     worker dies first."""
@@ -135,18 +78,11 @@ async def until(check: Any, what: str, handle: WorkflowHandle[Any, Any], workers
 def requests_left(upstream: UpstreamServer, competitions: list[str]) -> int:
     """At least how many upstream requests the run still makes (a fault-free run's total
     less what was served; kills only add requests)."""
-    dataset = upstream.dataset
-
-    def pages(items: int) -> int:
-        return max(1, math.ceil(items / PAGE_SIZE))
-
-    total = 1 + pages(len(competitions)) + sum(
-        pages(len(dataset.expected_teams(c))) + pages(len(dataset.expected_games(c)))
-        for c in competitions)
-    return total - upstream.stats.total
+    return (requests_of_a_run(upstream.dataset, competitions, PAGE_SIZE)
+            - upstream.stats.total)
 
 
-async def kill_mid_fetch(rng: random.Random, workers: Workers, upstream: UpstreamServer,
+async def kill_mid_fetch(rng: random.Random, workers: WorkerProcesses, upstream: UpstreamServer,
                          handle: WorkflowHandle[Any, Any], db: Connection,
                          competitions: list[str]) -> str:
     # Within the requests still to come: a stage held back by a kill before merging
@@ -168,7 +104,7 @@ async def kill_mid_fetch(rng: random.Random, workers: Workers, upstream: Upstrea
     return f"{MID_FETCH} after {after} more requests ({len(fetching)} fetches in flight)"
 
 
-async def kill_before_merge(rng: random.Random, workers: Workers, dsn: str,
+async def kill_before_merge(rng: random.Random, workers: WorkerProcesses, dsn: str,
                             handle: WorkflowHandle[Any, Any], db: Connection,
                             competitions: list[str]) -> str:
     staged = {r["scope"] for r in await db.fetch(
@@ -238,7 +174,7 @@ async def test_a_worker_killed_four_times_in_one_run_leaves_exact_data(
     # find nothing left to fetch. Where each kill lands is still drawn from `rng`.
     plan = [MID_FETCH, MID_FETCH, BEFORE_MERGE, BEFORE_MERGE]
     done: list[str] = []
-    async with workers(settings, tmp_path / "worker.log") as running:
+    async with worker_processes(settings, tmp_path / "worker.log") as running:
         await running.spawn()
         handle = await start_sync(temporal_env.client, settings, org_kind="association",
                                   org_id="A1", page_size=PAGE_SIZE, competition_concurrency=2,

@@ -84,6 +84,19 @@ class WorkerProcesses:
         self.spawned.append(await spawn_worker(self._settings, self._log))
         return self.spawned[-1]
 
+    @property
+    def current(self) -> asyncio.subprocess.Process:
+        return self.spawned[-1]
+
+    async def kill_current(self) -> None:
+        process = self.current
+        assert process.returncode is None, f"the worker died by itself:\n{self.log_tail()}"
+        process.send_signal(signal.SIGKILL)
+        assert await process.wait() == -signal.SIGKILL
+
+    def log_tail(self) -> str:
+        return self._log.read_text(errors="replace")[-3000:] if self._log.exists() else ""
+
 
 @asynccontextmanager
 async def worker_processes(settings: Settings, log: Path) -> AsyncIterator[WorkerProcesses]:

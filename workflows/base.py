@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import (
     RetryPolicy,
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
 )
@@ -205,17 +204,16 @@ class PipelineWorkflow:
         changed = {k: v for k, v in values.items() if self._search_attributes.get(k) != v}
         if not changed or not self.search_attributes_on():
             return
-        keys = {key.name: key for key in search_attributes.ALL}
         workflow.upsert_search_attributes(
-            [keys[name].value_set(value) for name, value in changed.items()])
+            [search_attributes.BY_NAME[name].value_set(value)
+             for name, value in changed.items()])
         self._search_attributes.update(changed)
 
     def child_search_attributes(self, **values: str) -> TypedSearchAttributes | None:
         if not self.search_attributes_on():
             return None
-        keys: dict[str, SearchAttributeKey[str]] = {k.name: k for k in search_attributes.ALL}
         return TypedSearchAttributes(
-            [SearchAttributePair(keys[n], v) for n, v in values.items()])
+            [SearchAttributePair(search_attributes.BY_NAME[n], v) for n, v in values.items()])
 
     async def alert_if_needed(self, failure: BaseException | None,
                               partly_rolled_back: bool = False) -> None:
