@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The pipeworks image: the worker by default; temporal-dev.yml also runs the demo
-# upstream from it (`python -m devstack.upstream`).
+# upstream from it (`python -m devstack.sports`).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,4 +1,4 @@
-"""Activities every pipeline shares: the run record, org leases, compensation."""
+"""Activities every pipeline shares: the run record, leases, compensation."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class RunFinished:
 
 @dataclass
 class LeaseRequest:
-    org_key: str
+    key: str                               # what the run must write alone, e.g. "x:A1"
     workflow_id: str
     run_id: str
 
@@ -49,7 +49,7 @@ class LeaseRequest:
 @dataclass
 class UndoRequest:
     run_id: str
-    tables: list[tuple[str, str]]          # (table, key column) in the order to undo
+    tables: list[str]                      # schema-qualified, in the order to undo
     scope: str | None = None               # None: everything the run changed
     reason: str = ""
 
@@ -103,23 +103,23 @@ class RunActivities:
             self._metrics[pipeline] = PipelineMetrics(self._meter, pipeline)
         return self._metrics[pipeline]
 
-    @activity.defn(name="acquire_org_lease")
-    async def acquire_org_lease(self, request: LeaseRequest) -> None:
-        """Waits (heartbeating) while another live run holds the organisation."""
+    @activity.defn(name="acquire_lease")
+    async def acquire_lease(self, request: LeaseRequest) -> None:
+        """Waits (heartbeating) while another live run holds the lease."""
         async with Heartbeater({"waiting_for": None}) as heartbeater:
             while True:
                 with categorized_errors():
                     async with self._pool.acquire() as conn:
                         acquired, holder_wf, holder_run = await leases.try_acquire(
-                            conn, request.org_key, request.workflow_id, request.run_id)
+                            conn, request.key, request.workflow_id, request.run_id)
                         if acquired:
                             return
                         assert holder_wf is not None and holder_run is not None
                         if not await self._is_running(holder_wf, holder_run):
                             activity.logger.warning(
                                 "taking over the lease of %s from %s, which no longer runs",
-                                request.org_key, holder_wf)
-                            if await leases.take_over(conn, request.org_key, holder_run,
+                                request.key, holder_wf)
+                            if await leases.take_over(conn, request.key, holder_run,
                                                       request.workflow_id, request.run_id):
                                 return
                 heartbeater.record({"waiting_for": holder_wf})
@@ -138,11 +138,11 @@ class RunActivities:
             raise SystemFailure(f"cannot check lease holder {workflow_id}: {err}") from None
         return described.status == WorkflowExecutionStatus.RUNNING
 
-    @activity.defn(name="release_org_lease")
-    async def release_org_lease(self, request: LeaseRequest) -> None:
+    @activity.defn(name="release_lease")
+    async def release_lease(self, request: LeaseRequest) -> None:
         with categorized_errors():
             async with self._pool.acquire() as conn:
-                await leases.release(conn, request.org_key, request.run_id)
+                await leases.release(conn, request.key, request.run_id)
 
     @activity.defn(name="await_workflow")
     async def await_workflow(self, workflow_id: str) -> dict[str, Any]:
@@ -160,10 +160,10 @@ class RunActivities:
 
     @activity.defn(name="undo_run_changes")
     async def undo_run_changes(self, request: UndoRequest) -> UndoResult:
-        unknown = [name for name, _ in request.tables if name not in self._undoable]
+        unknown = [name for name in request.tables if name not in self._undoable]
         if unknown:
             raise as_application_error(PermanentError(f"cannot undo unknown tables {unknown}"))
-        specs = [self._undoable[name] for name, _ in request.tables]
+        specs = [self._undoable[name] for name in request.tables]
         with categorized_errors():
             async with Heartbeater(), self._pool.acquire() as conn, conn.transaction():
                 await mark_compensated(conn, request.run_id, request.scope)

@@ -72,11 +72,11 @@ from benchmarks.common import (
 from benchmarks.staging import games_pages, staging_benchmark
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import free_port
+from devstack.sports.dataset import Dataset
+from devstack.sports.faults import FaultConfig
+from devstack.sports.generate import build_sized_world
+from devstack.sports.server import UpstreamServer
 from devstack.temporal import temporal_cli_path
-from devstack.upstream.dataset import Dataset
-from devstack.upstream.faults import FaultConfig
-from devstack.upstream.generate import build_sized_world
-from devstack.upstream.server import UpstreamServer
 from pipeworks.db import migrate_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +91,7 @@ GAME_CACHE_MAX = 512  # competitions whose games the upstream keeps generated
 PROGRESS_EVERY_S = 0.2
 RSS_EVERY_S = 0.1
 PIPELINE_TABLES = ("pipeline.runs", "pipeline.dead_letters", "pipeline.loads",
-                   "pipeline.landed_pages", "pipeline.changes", "pipeline.org_leases")
+                   "pipeline.landed_pages", "pipeline.changes", "pipeline.leases")
 # The targets, at 100 competitions x 16 teams x 240 games.
 TARGET_PLAIN_RATIO = 1.3
 TARGET_NAIVE_SPEEDUP = 8.0

@@ -29,8 +29,8 @@ from urllib.parse import quote, urlencode
 from activities.sports.stagers import GameStager
 from benchmarks.common import game_row
 from benchmarks.yardstick_plain import Timers, merge
-from devstack.upstream import api
-from devstack.upstream.dataset import Dataset
+from devstack.sports import api
+from devstack.sports.dataset import Dataset
 from pipeworks.db import Connection, connect
 from pipeworks.http import parse_page
 from pipeworks.landing import begin_load, finish_load, land_page

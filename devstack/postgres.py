@@ -5,6 +5,9 @@ the Python process, while pipeworks needs a TCP server that keeps running betwee
 invocations, so only its binaries are used. Postgres keeps its own pid file (postmaster.pid,
 which also records the start time), so there is no ManagedProcess here: pg_ctl is the
 supervisor and postmaster.pid is the source of truth.
+
+``tcp=False`` gives a server that listens on its unix socket only (in ``socket_dir``), for tests
+of socket DSNs such as ``postgresql://postgres@/db?host=/run/postgresql``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import stat
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +106,10 @@ class _Postmaster:
 class EmbeddedPostgres:
     """A persistent Postgres cluster in ``data_dir``, listening on TCP ``host:port``.
 
+    With ``tcp=False`` it listens on no TCP address at all, only on the unix socket
+    ``<socket dir>/.s.PGSQL.<port>``; ``socket_dir`` picks that directory (by default the data
+    dir, or a short one under the temp dir when that path would be too long).
+
     Logs go to ``data_dir.parent / "logs" / "postgres.log"`` so that a dev state directory
     holds data, logs and pid files of all services side by side.
     """
@@ -114,6 +122,8 @@ class EmbeddedPostgres:
         database: str = "pipeworks",
         *,
         ephemeral: bool = False,
+        tcp: bool = True,
+        socket_dir: Path | None = None,
     ) -> None:
         # postmaster.pid and socket paths are compared and stored verbatim, so one spelling.
         self.data_dir = Path(data_dir).expanduser().absolute()
@@ -121,6 +131,10 @@ class EmbeddedPostgres:
         self.host = host
         self.database = database
         self.ephemeral = ephemeral
+        self.tcp = tcp
+        self._chosen_socket_dir = (
+            Path(socket_dir).expanduser().absolute() if socket_dir is not None else None
+        )
         self.log_path = self.data_dir.parent / "logs" / "postgres.log"
 
     def __repr__(self) -> str:
@@ -128,8 +142,21 @@ class EmbeddedPostgres:
 
     @property
     def dsn(self) -> str:
+        if not self.tcp:
+            sock = urllib.parse.quote(str(self.socket_dir), safe="/")
+            return f"postgresql://{SUPERUSER}@/{self.database}?host={sock}&port={self.port}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"postgresql://{SUPERUSER}@{host}:{self.port}/{self.database}"
+
+    @property
+    def socket_dir(self) -> Path:
+        """Where the server puts its unix socket (computed only; created at start)."""
+        if self._chosen_socket_dir is not None:
+            return self._chosen_socket_dir
+        if len(str(self.data_dir / f".s.PGSQL.{self.port}")) <= _MAX_SOCKET_PATH:
+            return self.data_dir
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"pipeworks-pg-{digest}"
 
     @property
     def bin_dir(self) -> Path:
@@ -261,7 +288,9 @@ class EmbeddedPostgres:
             time.sleep(0.1)
 
     def _check_port_free(self) -> None:
-        if port_is_free(self.host, self.port):
+        # Without TCP the port only names the socket file; Postgres itself refuses a socket
+        # that another server holds (its .lock file), and says so in the log.
+        if not self.tcp or port_is_free(self.host, self.port):
             return
         owner = describe_port_owner(self.port) or "another process"
         raise PortInUseError(
@@ -321,20 +350,29 @@ class EmbeddedPostgres:
             ) from exc
 
     def _socket_dir(self, run_as: _RunAs | None) -> Path:
-        if len(str(self.data_dir / f".s.PGSQL.{self.port}")) <= _MAX_SOCKET_PATH:
-            return self.data_dir
-        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
-        sock_dir = Path(tempfile.gettempdir()) / f"pipeworks-pg-{digest}"
-        sock_dir.mkdir(mode=0o700, exist_ok=True)
+        sock_dir = self.socket_dir
+        if sock_dir == self.data_dir:
+            return sock_dir
+        if len(str(sock_dir / f".s.PGSQL.{self.port}")) > _MAX_SOCKET_PATH:
+            raise DevStackError(
+                f"socket directory {sock_dir} is too long for a unix socket path "
+                f"(at most {_MAX_SOCKET_PATH} bytes with the socket name); pick a shorter one"
+            )
+        sock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if run_as is not None:
-            os.chown(sock_dir, run_as.uid, run_as.gid)
+            # The server creates its socket and lock file there as the unprivileged user.
+            if sock_dir.stat().st_uid != run_as.uid:
+                os.chown(sock_dir, run_as.uid, run_as.gid)
+            _grant_traverse(sock_dir, run_as)
         return sock_dir
 
     def _server_options(self, run_as: _RunAs | None) -> str:
         settings = dict(_BASE_SETTINGS)
         if self.ephemeral:
             settings.update(_EPHEMERAL_SETTINGS)
-        opts = ["-h", self.host, "-p", str(self.port), "-k", str(self._socket_dir(run_as))]
+        # -h '' is listen_addresses='': no TCP socket at all.
+        listen = self.host if self.tcp else ""
+        opts = ["-h", listen, "-p", str(self.port), "-k", str(self._socket_dir(run_as))]
         for key, value in settings.items():
             opts += ["-c", f"{key}={value}"]
         # pg_ctl pastes -o into a /bin/sh command line, so every token must be shell-quoted.
@@ -359,10 +397,18 @@ class EmbeddedPostgres:
             self._run(argv, run_as, timeout=wait + 10)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             tail = self._log_tail()
-            if "Address already in use" in tail and not port_is_free(self.host, self.port):
+            if (
+                self.tcp
+                and "Address already in use" in tail
+                and not port_is_free(self.host, self.port)
+            ):
                 self._check_port_free()
+            where = (
+                f"{self.host}:{self.port}" if self.tcp
+                else str(self.socket_dir / f".s.PGSQL.{self.port}")
+            )
             raise DevStackError(
-                f"Postgres did not start on {self.host}:{self.port} ({exc}); "
+                f"Postgres did not start on {where} ({exc}); "
                 f"see {self.log_path}\n{tail}"
             ) from exc
         self._wait_ready(deadline)
@@ -385,8 +431,10 @@ class EmbeddedPostgres:
                 raise
 
     def _psql(self, sql: str, deadline: float) -> str:
+        # Without TCP, psql goes through the socket directory (libpq takes a path as host).
+        host = self.host if self.tcp else _conninfo_quote(str(self.socket_dir))
         conninfo = (
-            f"host={self.host} port={self.port} user={SUPERUSER} dbname={SUPERUSER} "
+            f"host={host} port={self.port} user={SUPERUSER} dbname={SUPERUSER} "
             "sslmode=disable connect_timeout=10"
         )
         argv = [
@@ -441,6 +489,11 @@ class EmbeddedPostgres:
         except OSError:
             return ""
         return "\n".join(lines[-max_lines:])
+
+
+def _conninfo_quote(value: str) -> str:
+    # libpq conninfo syntax: single quotes, with backslash escaping quote and backslash.
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _wait_pid_gone(pid: int, timeout: float) -> None:

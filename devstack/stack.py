@@ -22,13 +22,20 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import DevStackError, ManagedProcess, wait_for_port
 from devstack.temporal import TemporalDevServer
-from pipeworks import search_attributes
+from pipeworks import registry, search_attributes
 from pipeworks.db import migrate_dsn
+from pipeworks.registry import DevUpstream
 from pipeworks.settings import STACK_STATE_FILE, Settings
 from pipeworks.temporal_client import connect_temporal
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 WORKER_READY_SECONDS = 60.0
+
+
+@dataclass
+class _Upstream:
+    declared: DevUpstream
+    process: ManagedProcess
 
 
 @dataclass
@@ -48,12 +55,15 @@ class DevStack:
         self.temporal = TemporalDevServer(
             self.home / "temporal", port=self._temporal_port,
             ui_port=settings.temporal_ui_port, namespace=settings.temporal_namespace,
-            search_attributes=search_attributes.REGISTRATION,
+            search_attributes=search_attributes.registration(registry.search_attribute_keys()),
             ui_codec_endpoint=settings.codec_endpoint)
-        self.upstream = ManagedProcess("upstream", self.home, [
-            sys.executable, "-m", "devstack.upstream", "--host", "127.0.0.1",
-            "--port", str(settings.upstream_port), "--size", settings.upstream_size,
-            "--latency-ms", str(settings.upstream_latency_ms)])
+        # Every registered pipeline's demo upstream, unless its URL is set.
+        self.upstreams = [
+            _Upstream(upstream, ManagedProcess(upstream.process, self.home, [
+                sys.executable, "-m", upstream.module, "--host", "127.0.0.1",
+                "--port", str(upstream.port(settings)), *upstream.extra_args(settings)]))
+            for pipeline in registry.installed()
+            if (upstream := pipeline.dev_upstream) is not None]
         self.worker = ManagedProcess("worker", self.home, [
             sys.executable, "-m", "starters.cli", "worker"], cwd=Path.cwd())
 
@@ -64,24 +74,19 @@ class DevStack:
         return self.settings.database_url is None
 
     @property
-    def embedded_upstream(self) -> bool:
-        return self.settings.sports_api_url is None
-
-    @property
     def embedded_temporal(self) -> bool:
         return self._temporal_host in LOCAL_HOSTS
-
-    @property
-    def upstream_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.upstream_port}"
 
     def database_url(self) -> str:
         if self.settings.database_url is not None:
             return self.settings.database_url.get_secret_value()
         return self.postgres.dsn
 
-    def sports_api_url(self) -> str:
-        return self.settings.sports_api_url or self.upstream_url
+    def embedded(self, upstream: _Upstream) -> bool:
+        return not upstream.declared.external(self.settings)
+
+    def upstream_url(self, upstream: _Upstream) -> str:
+        return f"http://127.0.0.1:{upstream.declared.port(self.settings)}"
 
     # -- up / down / status ----------------------------------------------------
 
@@ -105,11 +110,14 @@ class DevStack:
                                     f"{self.temporal.address}, Web UI {self.temporal.ui_url}"))
         else:
             report.append(Component("temporal", "external", self.settings.temporal_address))
-        if self.embedded_upstream:
-            report.append(self._start(self.upstream, "demo upstream", self.upstream_url,
-                                      port=self.settings.upstream_port))
-        else:
-            report.append(Component("demo upstream", "external", "PIPEWORKS_SPORTS_API_URL"))
+        for upstream in self.upstreams:
+            name = upstream.declared.name
+            if self.embedded(upstream):
+                report.append(self._start(upstream.process, name, self.upstream_url(upstream),
+                                          port=upstream.declared.port(self.settings)))
+            else:
+                report.append(Component(name, "external",
+                                        f"PIPEWORKS_{upstream.declared.url_variable}"))
         self._write_state()
         report.append(self._start(self.worker, "worker", f"task queue {self.settings.task_queue}"))
         return report
@@ -133,11 +141,12 @@ class DevStack:
         return Component(name, "started", f"{detail} (pid {pid})")
 
     def _child_env(self) -> dict[str, str]:
-        return {
-            "PIPEWORKS_DATABASE_URL": self.database_url(),
-            "PIPEWORKS_SPORTS_API_URL": self.sports_api_url(),
-            "PIPEWORKS_HOME": str(self.home),
-        }
+        env = {"PIPEWORKS_DATABASE_URL": self.database_url(),
+               "PIPEWORKS_HOME": str(self.home)}
+        for upstream in self.upstreams:
+            if self.embedded(upstream):
+                env[f"PIPEWORKS_{upstream.declared.url_variable}"] = self.upstream_url(upstream)
+        return env
 
     def _wait_for_worker(self, process: ManagedProcess) -> None:
         """Ready once Temporal sees the worker polling its task queue."""
@@ -168,8 +177,9 @@ class DevStack:
                  "web_ui": self.settings.temporal_ui_url}
         if self.embedded_postgres:
             state["database_url"] = self.postgres.dsn
-        if self.embedded_upstream:
-            state["sports_api_url"] = self.upstream_url
+        for upstream in self.upstreams:
+            if self.embedded(upstream):
+                state[upstream.declared.state_key] = self.upstream_url(upstream)
         path = self.home / STACK_STATE_FILE
         draft = path.with_suffix(".tmp")
         descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -181,8 +191,9 @@ class DevStack:
     def down(self) -> list[Component]:
         report = [Component("worker", "stopped" if self.worker.stop(
             timeout=self.settings.graceful_shutdown_seconds + 5) else "not running")]
-        report.append(Component("demo upstream",
-                                "stopped" if self.upstream.stop() else "not running"))
+        for upstream in self.upstreams:
+            report.append(Component(upstream.declared.name, "stopped"
+                                    if upstream.process.stop() else "not running"))
         if self.embedded_temporal:
             report.append(Component("temporal",
                                     "stopped" if self.temporal.stop() else "not running"))
@@ -207,11 +218,14 @@ class DevStack:
                                     f"{self.temporal.address}, Web UI {self.temporal.ui_url}"))
         else:
             report.append(Component("temporal", "external", self.settings.temporal_address))
-        if self.embedded_upstream:
-            report.append(Component("demo upstream", state(self.upstream.running_pid()),
-                                    self.upstream_url))
-        else:
-            report.append(Component("demo upstream", "external", "PIPEWORKS_SPORTS_API_URL"))
+        for upstream in self.upstreams:
+            name = upstream.declared.name
+            if self.embedded(upstream):
+                report.append(Component(name, state(upstream.process.running_pid()),
+                                        self.upstream_url(upstream)))
+            else:
+                report.append(Component(name, "external",
+                                        f"PIPEWORKS_{upstream.declared.url_variable}"))
         report.append(Component("worker", state(self.worker.running_pid()),
                                 f"task queue {self.settings.task_queue}, log "
                                 f"{self.worker.log_path}"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeAlias
-from urllib.parse import urlsplit
 
 import asyncpg
 
+from pipeworks.dsn import describe_location
 from pipeworks.logging import redact
 
 if TYPE_CHECKING:
@@ -45,38 +45,63 @@ async def connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
-def migration_files() -> list[tuple[int, str, str]]:
-    """(version, name, sql) of every bundled migration, in order."""
+KERNEL_MIGRATIONS = ("pipeworks", "pipeworks.migrations")
+
+
+def migration_files(package: str = KERNEL_MIGRATIONS[1]) -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration bundled in `package`, in order."""
     found = []
-    for entry in resources.files("pipeworks.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         if entry.name.endswith(".sql"):
             version = int(entry.name.split("_", 1)[0])
             found.append((version, entry.name, entry.read_text(encoding="utf-8")))
     return sorted(found)
 
 
-async def migrate(conn: Connection) -> list[str]:
-    """Apply the migrations not yet applied; returns their names. Safe to run concurrently."""
+def migration_sources() -> list[tuple[str, str]]:
+    """(source, package): the kernel's migrations first, then each registered pipeline's."""
+    from pipeworks import registry  # the registry imports this module's users
+
+    return [KERNEL_MIGRATIONS, *registry.migration_packages()]
+
+
+async def migrate(conn: Connection, sources: list[tuple[str, str]] | None = None) -> list[str]:
+    """Apply the migrations not yet applied; returns their names. Safe to run concurrently.
+
+    Versions count per source (the kernel, each pipeline), so pipelines number their
+    migrations on their own."""
     applied_now: list[str] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK_KEY)
         await conn.execute(
             "CREATE SCHEMA IF NOT EXISTS pipeline;"
             "CREATE TABLE IF NOT EXISTS pipeline.schema_migrations ("
-            " version int PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
+            " source text NOT NULL DEFAULT 'pipeworks', version int NOT NULL,"
+            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),"
+            " PRIMARY KEY (source, version))"
         )
-        done = {r["version"] for r in await conn.fetch(
-            "SELECT version FROM pipeline.schema_migrations")}
-        for version, name, sql in migration_files():
-            if version in done:
-                continue
-            await conn.execute(sql)
+        # Databases from before per-source versions: every row there is the kernel's.
+        await conn.execute(
+            "ALTER TABLE pipeline.schema_migrations"
+            " ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT 'pipeworks'")
+        primary_key = await conn.fetchval(
+            "SELECT array_length(conkey, 1) FROM pg_constraint"
+            " WHERE conrelid = 'pipeline.schema_migrations'::regclass AND contype = 'p'")
+        if primary_key == 1:
             await conn.execute(
-                "INSERT INTO pipeline.schema_migrations (version, name) VALUES ($1, $2)",
-                version, name,
-            )
-            applied_now.append(name)
+                "ALTER TABLE pipeline.schema_migrations DROP CONSTRAINT schema_migrations_pkey;"
+                "ALTER TABLE pipeline.schema_migrations ADD PRIMARY KEY (source, version)")
+        done = {(r["source"], r["version"]) for r in await conn.fetch(
+            "SELECT source, version FROM pipeline.schema_migrations")}
+        for source, package in sources if sources is not None else migration_sources():
+            for version, name, sql in migration_files(package):
+                if (source, version) in done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO pipeline.schema_migrations (source, version, name)"
+                    " VALUES ($1, $2, $3)", source, version, name)
+                applied_now.append(name if source == KERNEL_MIGRATIONS[0] else f"{source}/{name}")
     return applied_now
 
 
@@ -89,8 +114,8 @@ async def migrate_dsn(dsn: str) -> list[str]:
 
 
 def unreachable(dsn: str, err: BaseException) -> str:
-    """One line naming host and port only: the DSN may hold a password."""
-    parts = urlsplit(dsn)
-    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    """One line naming where the DSN points (host:port or socket path) only: it may hold a
+    password."""
+    where = describe_location(dsn)
     reason = redact(str(err)) or type(err).__name__
     return f"cannot use Postgres at {where} (PIPEWORKS_DATABASE_URL): {reason}"

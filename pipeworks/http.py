@@ -1,25 +1,42 @@
-"""HTTP client for paginated upstream APIs, with error categories.
+"""HTTP client for upstream APIs, with error categories.
+
+One `request` method serves every upstream shape: GET with a query (mapping or an
+already encoded string, see `query_string`), POST with a JSON body, Bearer or Basic
+auth. Pagination is not its business: the strategies in `pipeworks.pagination` call it.
 
 Short transient trouble (a 503, a reset, a 429 with a small Retry-After) is
 retried here, inside the activity, because a Temporal activity retry costs a
 round trip and restarts the stream's bookkeeping. When the in-process budget is
 spent, the error goes up as `TransientError` and Temporal's retry policy takes
-over, resuming from the heartbeated cursor.
+over, resuming from the heartbeated position.
+
+Tally convention (the activity layer relies on it): this client counts the
+transient failures it absorbed or raised and the data failures it raised; a
+permanent failure is counted by whoever finally reports it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
 
 import httpx
 
-from pipeworks.errors import DataError, ErrorCategory, PermanentError, TransientError
+from pipeworks.errors import (
+    DataError,
+    ErrorCategory,
+    PermanentError,
+    PipelineError,
+    TransientError,
+)
 from pipeworks.metrics import PipelineMetrics, current_stage
 
 # Waits beyond this budget (per request) are not slept through inside an activity:
@@ -31,12 +48,46 @@ MAX_REASON_CHARS = 300
 MAX_RETRY_AFTER_SECONDS = 900.0
 
 T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+# A mapping is encoded by httpx; a string is a query already encoded (`query_string`)
+# and is sent as it is, because httpx would re-encode `+`, `:` and the operators.
+Params = Mapping[str, str | int] | str
+QueryValue = str | int | float | bool | datetime
+Filters = Mapping[str, QueryValue] | Iterable[tuple[str, QueryValue]]
+# Longest first: `>=` must not be read as `>` followed by a value starting with `=`.
+QUERY_OPERATORS = (">=", "<=", ">", "<", "=")
 
 
 class RateLimit(Protocol):
     async def acquire(self) -> float:
         """Returns once the next request may go."""
         ...
+
+
+class HttpTransientError(TransientError):
+    """A transient failure of one exchange. `status` is None when no response came back
+    (timeout, reset); callers use it to tell server trouble (5xx) from a 429."""
+
+    def __init__(self, message: str, *, status: int | None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status = status
+
+
+class HttpPermanentError(PermanentError):
+    """A permanent failure of one exchange, with the HTTP status that decided it (a 422
+    narrows a query window, a 401 may be worth one credentials refresh)."""
+
+    def __init__(self, message: str, *, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def http_status(err: BaseException) -> int | None:
+    """The HTTP status behind a failure raised by this client, if there was one."""
+    if isinstance(err, HttpTransientError | HttpPermanentError):
+        return err.status
+    return None
 
 
 @dataclass
@@ -96,7 +147,7 @@ def parse_object(body: bytes) -> dict[str, Any]:
 
 
 def parse_page(body: bytes) -> Page:
-    """Raises ValueError when the body is not a page of the contract's shape."""
+    """Raises ValueError when the body is not a cursor page (`items` + `next_cursor`)."""
     payload = json.loads(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("items"), list):
         raise ValueError("body is not a page: expected an object with an 'items' list")
@@ -106,12 +157,61 @@ def parse_page(body: bytes) -> Page:
     return Page(payload["items"], cursor or None, body)
 
 
+def _query_value(value: QueryValue) -> str:
+    if isinstance(value, bool):  # before int: bool is an int
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            # A naive time would silently mean UTC upstream, whatever the caller meant.
+            raise ValueError("query timestamps need an offset (an aware datetime)")
+        return value.isoformat()
+    if isinstance(value, date):
+        # Servers widen a date-only bound to whole days: never send one.
+        raise ValueError("query bounds need a timestamp, not a date")
+    return str(value)
+
+
+def query_string(filters: Filters) -> str:
+    """A query of filters whose operator is part of the key, e.g.
+    `{"session_key": 9472, "date>=": t0, "date<": t1}` →
+    `session_key=9472&date>=2024-03-02T15:00:00%2B00:00&date<2024-03-02T15:05:00%2B00:00`.
+
+    A key is a field name, optionally followed by one of `=`, `>=`, `<=`, `>`, `<`
+    (none means `=`). Every filter is written `<field><op><value>`: for `=`, `>=` and
+    `<=` a server splits it at the `=` (key `date>`, value `…`), for `>` and `<` the
+    whole filter is the key with an empty value, which is how such servers want strict
+    bounds. Values are percent-encoded except `:`, so `+` (a timezone offset) becomes
+    `%2B` (a bare `+` would be read as a space) and an `=` or `&` in a value cannot split
+    the filter. Pairs instead of a mapping repeat a field (OR-ed equalities).
+    """
+    pairs = filters.items() if isinstance(filters, Mapping) else filters
+    parts = []
+    for key, value in pairs:
+        name, op = key, "="
+        for candidate in QUERY_OPERATORS:
+            if key.endswith(candidate):
+                name, op = key[: -len(candidate)], candidate
+                break
+        if not name:
+            raise ValueError(f"query filter {key!r} has no field name")
+        parts.append(f"{quote(name, safe='')}{op}{quote(_query_value(value), safe=':')}")
+    return "&".join(parts)
+
+
+def _basic_authorization(username: str, password: str) -> str:
+    if ":" in username:
+        # Basic auth joins with `:`: such a name would shift the split. Not echoed.
+        raise ValueError("a basic auth username must not contain ':'")
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
 class UpstreamClient:
     def __init__(
         self,
         base_url: str,
         *,
         token: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
         timeout_seconds: float = 10.0,
         max_attempts: int = 4,
         backoff_base_seconds: float = 0.2,
@@ -120,10 +220,20 @@ class UpstreamClient:
         max_connections: int = 64,
         metrics: PipelineMetrics | None = None,
         rate_limit: RateLimit | None = None,
+        retry_after_default_seconds: float = 1.0,
     ) -> None:
+        """`token`: Bearer; `basic_auth`: (username, password); at most one of them.
+        `retry_after_default_seconds`: the wait after a 429 without Retry-After."""
+        if token and basic_auth is not None:
+            raise ValueError("give either a bearer token or basic auth credentials, not both")
         headers = {"Accept": "application/json", "User-Agent": "pipeworks"}
+        # A default header, not httpx's `auth=`: httpx masks Authorization in the
+        # headers' repr, and no code path here formats headers into a message.
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        elif basic_auth is not None:
+            headers["Authorization"] = _basic_authorization(*basic_auth)
+        self._uses_basic_auth = basic_auth is not None
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers=headers,
@@ -138,9 +248,17 @@ class UpstreamClient:
         self._random = random.Random()  # noqa: S311 - jitter, not security
         self._metrics = metrics or PipelineMetrics.disabled()
         self._rate_limit = rate_limit
+        self._retry_after_default = retry_after_default_seconds
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def set_basic_auth(self, username: str, password: str) -> None:
+        """New Basic credentials for the next requests: a server that rotates them (a
+        cookie file rewritten at every start) answers 401 until they are re-read."""
+        if not self._uses_basic_auth:
+            raise ValueError("this client was not configured with basic auth")
+        self._http.headers["Authorization"] = _basic_authorization(username, password)
 
     def _backoff(self, attempt: int) -> float:
         ceiling: float = min(self._backoff_max, self._backoff_base * 2.0 ** (attempt - 1))
@@ -151,82 +269,133 @@ class UpstreamClient:
         path: str,
         params: Mapping[str, str | int],
         tally: ErrorTally,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Sleep = asyncio.sleep,
     ) -> Page:
-        return await self._fetch(path, params, parse_page, tally, sleep)
+        return await self.request("GET", path, _content(parse_page), tally,
+                                  params=params, sleep=sleep)
 
     async def get_object(self, path: str, tally: ErrorTally) -> dict[str, Any]:
-        """A single entity (not a page), e.g. an association."""
-        return await self._fetch(path, {}, parse_object, tally, asyncio.sleep)
+        """A single entity (not a page)."""
+        return await self.request("GET", path, _content(parse_object), tally)
 
-    async def _fetch(
+    async def request(
         self,
+        method: str,
         path: str,
-        params: Mapping[str, str | int],
-        parse: Callable[[bytes], T],
+        parse: Callable[[httpx.Response], T],
         tally: ErrorTally,
-        sleep: Callable[[float], Awaitable[None]],
+        *,
+        params: Params | None = None,
+        json_body: Any = None,
+        accept: Callable[[httpx.Response], bool] | None = None,
+        max_attempts: int | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> T:
-        """Retried in-process for transient trouble and malformed bodies."""
+        """One request, retried in-process for transient trouble and malformed bodies.
+
+        `parse` turns the response into the result. It raises ValueError for a malformed
+        body (retried a few times, then a data failure) or a `PipelineError` to classify
+        the answer itself (a `TransientError` is retried like an HTTP one).
+        `accept`: error responses (status >= 300) it returns True for go to `parse`
+        instead of being classified by status, for upstreams whose error statuses carry
+        an answer (a 404 that means "no items", an RPC error object in a 500).
+        `json_body`: sent as JSON (POST); None sends no body.
+        `max_attempts`: this call's transient budget instead of the client's, for a
+        caller that reacts to repeated failures itself (e.g. by narrowing its query).
+        Categories: 429 transient after Retry-After; 5xx, 408, timeouts and resets
+        transient; 404 and other statuses >= 300 permanent.
+        """
+        limit = max_attempts if max_attempts is not None else self._max_attempts
         malformed = 0
         attempt = 0
         waited = 0.0
         while True:
             attempt += 1
             try:
-                return parse(await self._get(path, params))
+                return parse(await self._send(method, path, params, json_body, accept))
             except TransientError as err:
                 tally.add(ErrorCategory.TRANSIENT)
                 wait = err.retry_after if err.retry_after is not None else self._backoff(attempt)
-                if (attempt >= self._max_attempts
-                        or waited + wait > MAX_IN_PROCESS_WAIT_SECONDS):
+                if attempt >= limit or waited + wait > MAX_IN_PROCESS_WAIT_SECONDS:
                     raise
                 self._metrics.retry(current_stage.get(), ErrorCategory.TRANSIENT.value)
                 waited += wait
                 await sleep(wait)
+            except DataError:
+                tally.add(ErrorCategory.DATA)
+                raise
+            except PipelineError:
+                raise  # permanent (or system): counted by whoever reports it
             except ValueError as err:
                 malformed += 1
                 if malformed >= MALFORMED_ATTEMPTS:
                     tally.add(ErrorCategory.DATA)
                     raise DataError(
-                        f"GET {path}: malformed response {malformed} times: {err}") from None
+                        f"{method} {path}: malformed response {malformed} times: "
+                        f"{_clip(str(err))}") from None
                 tally.add(ErrorCategory.TRANSIENT)
                 self._metrics.retry(current_stage.get(), ErrorCategory.TRANSIENT.value)
                 await sleep(self._backoff(attempt))
 
-    async def _get(self, path: str, params: Mapping[str, str | int]) -> bytes:
+    async def _send(self, method: str, path: str, params: Params | None, json_body: Any,
+                    accept: Callable[[httpx.Response], bool] | None) -> httpx.Response:
         if self._rate_limit is not None:
             await self._rate_limit.acquire()
         started = time.monotonic()
         status_seen: list[int] = []  # stays empty when no response came back
         try:
-            return await self._get_once(path, params, status_seen)
+            return await self._send_once(method, path, params, json_body, accept,
+                                         status_seen)
         finally:
             self._metrics.upstream_request(current_stage.get(),
                                            status_seen[0] if status_seen else None,
                                            time.monotonic() - started)
 
-    async def _get_once(self, path: str, params: Mapping[str, str | int],
-                        status_seen: list[int]) -> bytes:
+    async def _send_once(self, method: str, path: str, params: Params | None,
+                         json_body: Any, accept: Callable[[httpx.Response], bool] | None,
+                         status_seen: list[int]) -> httpx.Response:
+        url: str | httpx.URL = path
+        mapping: dict[str, str | int] | None = None
+        if isinstance(params, str):
+            # Only `<` and `>` get percent-encoded by httpx here, which servers decode.
+            url = httpx.URL(path, query=params.encode()) if params else path
+        elif params:
+            mapping = dict(params)
+        # Messages never include the URL's query or headers, nor httpx's own text
+        # (which can quote the URL): credentials stay out of history and logs.
         try:
-            response = await self._http.get(path, params=dict(params))
+            response = await self._http.request(method, url, params=mapping, json=json_body)
         except httpx.TimeoutException:
-            raise TransientError(f"GET {path}: timed out") from None
+            raise HttpTransientError(f"{method} {path}: timed out", status=None) from None
         except httpx.TooManyRedirects:
-            raise PermanentError(f"GET {path}: too many redirects") from None
+            raise HttpPermanentError(f"{method} {path}: too many redirects",
+                                     status=None) from None
         except httpx.DecodingError as err:
             raise ValueError(f"undecodable body: {err}") from None  # malformed: retried, then data
         except httpx.HTTPError as err:
-            raise TransientError(f"GET {path}: {type(err).__name__}") from None
+            raise HttpTransientError(f"{method} {path}: {type(err).__name__}",
+                                     status=None) from None
         status = response.status_code
         status_seen.append(status)
-        if status < 300:
-            return response.content
-        reason = f"GET {path}: {_describe(response)}"
+        if status < 300 or (accept is not None and accept(response)):
+            return response
+        reason = f"{method} {path}: {_describe(response)}"
         if status == 429:
-            raise TransientError(reason, retry_after=_retry_after_seconds(response) or 1.0)
+            raise HttpTransientError(
+                reason, status=status,
+                retry_after=_retry_after_seconds(response) or self._retry_after_default)
         if status >= 500 or status == 408:
-            raise TransientError(reason, retry_after=_retry_after_seconds(response))
+            raise HttpTransientError(reason, status=status,
+                                     retry_after=_retry_after_seconds(response))
         if status == 404:
-            raise PermanentError(f"{reason} (not found)")
-        raise PermanentError(reason)
+            raise HttpPermanentError(f"{reason} (not found)", status=status)
+        raise HttpPermanentError(reason, status=status)
+
+
+def _content(parse: Callable[[bytes], T]) -> Callable[[httpx.Response], T]:
+    """A body parser as a response parser."""
+    return lambda response: parse(response.content)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "…"

@@ -3,15 +3,21 @@
 Every change a merge makes records the row's before-image in `pipeline.changes`
 in the same transaction, so `undo_changes` can put the table back exactly.
 Only a run's first change to a row is recorded: that image is the pre-run state.
+
+A table's key is one column or several (a composite key). The change log names a
+row by `row_key` text: a single key's own text, or for a composite key the text of
+the JSON array of its values, e.g. `[9158, 44, 3]` (`key_sql`).
 """
 
 # ruff: noqa: S608 - queries here format in identifiers checked by TableSpec; values are $n
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
+from datetime import date, time
 from typing import Any
 
 from pipeworks.db import Connection
@@ -21,25 +27,51 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _TYPE_NAME = re.compile(r"[a-z][a-z0-9_ ]*(\([0-9, ]+\))?(\[\])?")
 # Per process: a migration that changes a column type goes with a worker restart.
 _column_types: dict[str, dict[str, str]] = {}
+# jsonb writes a timestamptz with the session's UTC offset: a key part of that type is
+# written as its UTC wall time instead, so a row's key text never depends on the session.
+_TIMESTAMPTZ = "timestamp with time zone"
 
 
 @dataclass(frozen=True)
 class TableSpec:
     """Names that become SQL identifiers. They come from code, never from data, and
-    are checked here, which is why the queries below may format them in."""
+    are checked here, which is why the queries below may format them in.
 
-    name: str                  # schema-qualified, e.g. "sports.games"
-    key: str
-    columns: tuple[str, ...]   # every column the pipeline writes, key included
+    `key` is one column name (`"id"`) or a tuple of two or more (a composite key,
+    e.g. `("session_key", "driver_number", "lap_number")`). The table must have a
+    primary key or unique constraint on exactly those columns."""
+
+    name: str                      # schema-qualified: "schema.table"
+    key: str | tuple[str, ...]
+    columns: tuple[str, ...]       # every column the pipeline writes, keys included
 
     def __post_init__(self) -> None:
-        parts = [*self.name.split("."), self.key, *self.columns]
+        if not isinstance(self.key, str) and not (
+            isinstance(self.key, tuple) and len(self.key) >= 2
+            and all(isinstance(k, str) for k in self.key)
+        ):
+            raise ValueError(f"{self.name}: a key is a column name or a tuple of two or more,"
+                             f" not {self.key!r}")
+        parts = [*self.name.split("."), *self.keys, *self.columns]
         if self.name.count(".") != 1 or not all(_IDENTIFIER.fullmatch(p) for p in parts):
             raise ValueError(f"not plain SQL identifiers: {self.name} {self.key} {self.columns}")
+        if len(set(self.keys)) != len(self.keys) or not set(self.keys) <= set(self.columns):
+            raise ValueError(f"{self.name}: key {self.key} must be distinct columns of"
+                             f" {self.columns}")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The key's columns: one for a single key."""
+        return (self.key,) if isinstance(self.key, str) else self.key
+
+    @property
+    def composite(self) -> bool:
+        return not isinstance(self.key, str)
 
     @property
     def compared(self) -> tuple[str, ...]:
-        return tuple(c for c in self.columns if c != self.key)
+        """The columns a merge compares and updates: all but the key's."""
+        return tuple(c for c in self.columns if c not in self.keys)
 
 
 @dataclass
@@ -56,6 +88,48 @@ class MergeCounts:
 
 def _tuple(alias: str, columns: Sequence[str]) -> str:
     return "(" + ", ".join(f"{alias}.{c}" for c in columns) + ")"
+
+
+def _same_key(spec: TableSpec, left: str, right: str) -> str:
+    """`left` and `right` name the same row: equal on every key column."""
+    return " AND ".join(f"{left}.{k} = {right}.{k}" for k in spec.keys)
+
+
+def key_sql(spec: TableSpec, alias: str, types: dict[str, str]) -> str:
+    """SQL for a row's `row_key` text: the single key column itself (as it always was),
+    or the text of a JSON array of the key's values for a composite key."""
+    if not spec.composite:
+        return f"{alias}.{spec.key}"
+    parts = ", ".join(
+        f"{alias}.{k} AT TIME ZONE 'UTC'" if types[k] == _TIMESTAMPTZ else f"{alias}.{k}"
+        for k in spec.keys)
+    return f"jsonb_build_array({parts})::text"
+
+
+def _key_part_sql(spec: TableSpec, types: dict[str, str], index: int) -> str:
+    """SQL for the `index`-th key value of a change log row `c`, typed like its column:
+    the inverse of `key_sql`."""
+    column = spec.keys[index]
+    if not spec.composite:
+        return f"c.row_key::{types[column]}"
+    if types[column] == _TIMESTAMPTZ:
+        return f"((c.row_key::jsonb ->> {index})::timestamp AT TIME ZONE 'UTC')"
+    return f"(c.row_key::jsonb ->> {index})::{types[column]}"
+
+
+def key_text(key: Hashable) -> str:
+    """A readable text of a key as a stager names it (str, or a tuple for a composite
+    key): a str as it is, a tuple as a JSON array. For text and integer parts it is the
+    change log's `row_key`."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, tuple):
+        return json.dumps(list(key), ensure_ascii=False, default=_json_part)
+    return str(key)
+
+
+def _json_part(value: Any) -> str:
+    return value.isoformat() if isinstance(value, date | time) else str(value)
 
 
 async def column_types(conn: Connection, spec: TableSpec) -> dict[str, str]:
@@ -88,12 +162,14 @@ async def merge_rows(
     scope_per_row: bool = False,
     delete_where: str | None = None,
     delete_args: Sequence[Any] = (),
-    listed_keys: Collection[str] = (),
+    listed_keys: Collection[Any] = (),
 ) -> MergeCounts:
     """Upsert `rows` (unique by key) and, with `delete_where`, delete the rows in that
     scope whose keys the upstream no longer lists (`listed_keys`, a superset of the
-    rows' keys). `delete_where` is a predicate on alias `t` whose parameters start
-    at $3. Must run inside a transaction.
+    rows' keys: values of the key column, or for a composite key tuples of the key
+    columns' values in `spec.key` order). `delete_where` is a predicate on alias `t`
+    whose parameters start at $3. With `scope_per_row`, each row's change is logged
+    under its own key text instead of `scope`. Must run inside a transaction.
 
     One statement does it all: the rows arrive as one array per column (no temp table,
     no COPY); one join finds what changes, and the same rows feed the change log (with
@@ -105,9 +181,11 @@ async def merge_rows(
         raise RuntimeError("merge_rows must run inside a transaction")
     types = await column_types(conn, spec)
     cols = ", ".join(spec.columns)
+    keys = ", ".join(spec.keys)
+    first_key = spec.keys[0]  # NULL in a joined table row only when no row matched
     scope_args: tuple[Any, ...] = () if scope_per_row else (scope,)
     args: list[Any] = [run_id, *scope_args]
-    row_scope = f"c.{spec.key}" if scope_per_row else "$2"
+    row_scope = key_sql(spec, "c", types) if scope_per_row else "$2"
     deleting = delete_where is not None
     if deleting:
         if scope_per_row:
@@ -116,22 +194,36 @@ async def merge_rows(
     first = len(args) + 1
     arrays = ", ".join(f"${first + i}::{types[c]}[]" for i, c in enumerate(spec.columns))
     args.extend(list(column) for column in _columns(rows, len(spec.columns)))
-    differs = f"{_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('i', spec.compared)}"
-    assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.compared)
+    if spec.compared:
+        differs = f" OR {_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('i', spec.compared)}"
+        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.compared)
+        on_conflict = (
+            f"DO UPDATE SET {assignments}\n            WHERE {_tuple('t', spec.compared)}"
+            f" IS DISTINCT FROM {_tuple('EXCLUDED', spec.compared)}")
+    else:  # every column is a key column: a row is there or it is not
+        differs = ""
+        on_conflict = "DO NOTHING"
     deletion = ""
     if deleting:
-        args.append(list(listed_keys))
+        first_listed = len(args) + 1
+        if spec.composite:  # one array per key column, like the rows
+            args.extend(list(column) for column in _columns(
+                _composite_keys(spec, listed_keys), len(spec.keys)))
+        else:
+            args.append(list(listed_keys))
+        listed = ", ".join(f"${first_listed + i}::{types[k]}[]" for i, k in enumerate(spec.keys))
         deletion = f"""
         , gone AS (
             SELECT t.* FROM {spec.name} t
             WHERE ({delete_where}) AND NOT EXISTS (
-                SELECT 1 FROM unnest(${len(args)}::text[]) AS l(key) WHERE l.key = t.{spec.key})
+                SELECT 1 FROM unnest({listed}) AS l({keys}) WHERE {_same_key(spec, "l", "t")})
         ), gone_logged AS (
             INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
-            SELECT $1, $2, '{spec.name}', g.{spec.key}, 'delete', to_jsonb(g) FROM gone g
+            SELECT $1, $2, '{spec.name}', {key_sql(spec, "g", types)}, 'delete', to_jsonb(g)
+            FROM gone g
             ON CONFLICT (run_id, table_name, row_key) DO NOTHING
         ), removed AS (
-            DELETE FROM {spec.name} t USING gone g WHERE t.{spec.key} = g.{spec.key}
+            DELETE FROM {spec.name} t USING gone g WHERE {_same_key(spec, "t", "g")}
             RETURNING 1
         )"""
     written = await conn.fetchrow(
@@ -139,22 +231,21 @@ async def merge_rows(
         WITH incoming AS (
             SELECT * FROM unnest({arrays}) AS i({cols})
         ), changed AS (
-            SELECT i.*, t.{spec.key} IS NULL AS pipeworks_is_new,
-                   CASE WHEN t.{spec.key} IS NULL THEN NULL ELSE to_jsonb(t) END
+            SELECT i.*, t.{first_key} IS NULL AS pipeworks_is_new,
+                   CASE WHEN t.{first_key} IS NULL THEN NULL ELSE to_jsonb(t) END
                        AS pipeworks_before
-            FROM incoming i LEFT JOIN {spec.name} t ON t.{spec.key} = i.{spec.key}
-            WHERE t.{spec.key} IS NULL OR {differs}
+            FROM incoming i LEFT JOIN {spec.name} t ON {_same_key(spec, "t", "i")}
+            WHERE t.{first_key} IS NULL{differs}
         ), logged AS (
             INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
-            SELECT $1, {row_scope}, '{spec.name}', c.{spec.key},
+            SELECT $1, {row_scope}, '{spec.name}', {key_sql(spec, "c", types)},
                    CASE WHEN c.pipeworks_is_new THEN 'insert' ELSE 'update' END,
                    c.pipeworks_before
             FROM changed c
             ON CONFLICT (run_id, table_name, row_key) DO NOTHING
         ), written AS (
             INSERT INTO {spec.name} AS t ({cols}) SELECT {cols} FROM changed
-            ON CONFLICT ({spec.key}) DO UPDATE SET {assignments}
-            WHERE {_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('EXCLUDED', spec.compared)}
+            ON CONFLICT ({keys}) {on_conflict}
             RETURNING (xmax = 0) AS inserted
         ){deletion}
         SELECT (SELECT count(*) FILTER (WHERE inserted) FROM written) AS inserted,
@@ -168,6 +259,15 @@ async def merge_rows(
                          deleted=written["deleted"])
     counts.unchanged = len(rows) - counts.inserted - counts.updated
     return counts
+
+
+def _composite_keys(spec: TableSpec, keys: Collection[Any]) -> list[tuple[Any, ...]]:
+    width = len(spec.keys)
+    for key in keys:
+        if not (isinstance(key, tuple) and len(key) == width):
+            raise ValueError(f"{spec.name}: a listed key is a tuple of {width} values,"
+                             f" not {key!r}")
+    return list(keys)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
@@ -188,24 +288,28 @@ async def undo_changes(
     args: list[Any] = [run_id] if scope is None else [run_id, scope]
     pending = (f"c.run_id = $1{scope_filter} AND c.compensated_at IS NULL")
     for spec in specs:
+        types = await column_types(conn, spec)
+        logged_key = " AND ".join(
+            f"t.{k} = {_key_part_sql(spec, types, i)}" for i, k in enumerate(spec.keys))
         removed = await conn.fetchval(
             f"""
             WITH removed AS (
                 DELETE FROM {spec.name} t USING pipeline.changes c
                 WHERE {pending} AND c.table_name = '{spec.name}' AND c.op = 'insert'
-                  AND t.{spec.key} = c.row_key
+                  AND {logged_key}
                 RETURNING 1
             ) SELECT count(*) FROM removed
             """, *args)
         all_cols = await _table_columns(conn, spec.name)
-        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in all_cols if c != spec.key)
+        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in all_cols if c not in spec.keys)
+        on_conflict = f"DO UPDATE SET {assignments}" if assignments else "DO NOTHING"
         put_back = await conn.execute(
             f"""
             INSERT INTO {spec.name}
             SELECT (jsonb_populate_record(NULL::{spec.name}, c.before)).*
             FROM pipeline.changes c
             WHERE {pending} AND c.table_name = '{spec.name}' AND c.op IN ('update', 'delete')
-            ON CONFLICT ({spec.key}) DO UPDATE SET {assignments}
+            ON CONFLICT ({", ".join(spec.keys)}) {on_conflict}
             """, *args)
         restored[spec.name] = int(removed) + int(put_back.split()[-1])
     await conn.execute(

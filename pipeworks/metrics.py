@@ -22,7 +22,7 @@ UPSTREAM_REQUEST_DURATION = "pipeworks_upstream_request_duration_seconds"
 RETRIES = "pipeworks_retries_total"
 STAGE_DURATION = "pipeworks_stage_duration_seconds"
 RUNS = "pipeworks_runs_total"
-# The stream an activity is working on ("competitions", "teams", "games"), so that code
+# The stream an activity is working on (its entity, e.g. "readings"), so that code
 # deep below it (the HTTP client, the error interceptor) labels what it records.
 current_stage: ContextVar[str] = ContextVar("pipeworks_stage", default="")
 

@@ -6,9 +6,11 @@ so the document is deterministic and replays identically.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pipeworks.errors import ErrorCategory
 
@@ -35,6 +37,11 @@ class RecordCounts:
 
     def as_dict(self) -> dict[str, int]:
         return {"fetched": self.fetched, "staged": self.staged, "invalid": self.invalid}
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> RecordCounts:
+        return cls(_int(document, "fetched"), _int(document, "staged"),
+                   _int(document, "invalid"))
 
 
 @dataclass
@@ -65,6 +72,19 @@ class StageProgress:
             "records": self.records.as_dict(),
         }
 
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> StageProgress:
+        total = document["total"]
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int)):
+            raise ValueError(f"stage total must be an integer or null, not {total!r}")
+        stage = cls(str(document["name"]), _literal(document, "status", StageStatus), total,
+                    _int(document, "done"), _int(document, "failed"),
+                    RecordCounts.from_dict(document["records"]))
+        # `percent` is derived: a different one means the document was not made by
+        # `as_dict` (or was edited), and rebuilding it would quietly change it.
+        _same(document, "percent", stage.percent)
+        return stage
+
 
 @dataclass
 class RunProgress:
@@ -77,6 +97,9 @@ class RunProgress:
     rolled_back: bool = False
     message: str | None = None
     errors: dict[str, int] = field(default_factory=lambda: {c.value: 0 for c in ErrorCategory})
+    # Sections a workflow adds to the document beyond the contract's (e.g. "breakers");
+    # `as_dict` lists them after the contract's keys and they never replace one.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def new(cls, workflow_id: str, pipeline: str, stage_names: list[str], now: datetime
@@ -117,7 +140,48 @@ class RunProgress:
             return 0.0
         return round(sum(s.percent for s in self.stages) / len(self.stages), 2)
 
+    def publish(self, section: str, value: Any) -> None:
+        """Adds (or replaces) an extra section of the document; it must be JSON-like
+        (it travels in query answers and continue-as-new inputs)."""
+        if section in CONTRACT_KEYS:
+            raise ValueError(f"{section!r} is a key of the progress contract, not an extra")
+        self.extra[section] = value
+
     def as_dict(self) -> dict[str, Any]:
+        document = self._contract_dict()
+        if self.extra:
+            # Copies, so that changing a returned document never changes the run's.
+            document.update((k, deepcopy(v)) for k, v in self.extra.items()
+                            if k not in CONTRACT_KEYS)
+        return document
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> RunProgress:
+        """Rebuilds a run's progress from `as_dict()` output (e.g. carried across
+        continue-as-new): `from_dict(p.as_dict()).as_dict() == p.as_dict()`."""
+        missing = [key for key in CONTRACT_KEYS if key not in document]
+        if missing:
+            raise ValueError(f"not a progress document: no {', '.join(missing)}")
+        errors = document["errors"]
+        if not isinstance(errors, Mapping):
+            raise ValueError(f"progress errors must be an object, not {errors!r}")
+        message = document["message"]
+        progress = cls(
+            workflow_id=str(document["workflow_id"]), pipeline=str(document["pipeline"]),
+            stages=[StageProgress.from_dict(s) for s in document["stages"]],
+            started_at=_parse_rfc3339(document["started_at"]),
+            updated_at=_parse_rfc3339(document["updated_at"]),
+            status=_literal(document, "status", RunStatus),
+            rolled_back=_bool(document, "rolled_back"),
+            message=None if message is None else str(message),
+            errors={str(k): _int(errors, k) for k in errors},
+            extra={k: deepcopy(v) for k, v in document.items() if k not in CONTRACT_KEYS},
+        )
+        _same(document, "percent", progress.percent)
+        _same(document, "records", progress.records.as_dict())
+        return progress
+
+    def _contract_dict(self) -> dict[str, Any]:
         return {
             "workflow_id": self.workflow_id,
             "pipeline": self.pipeline,
@@ -133,5 +197,46 @@ class RunProgress:
         }
 
 
+# The keys contracts/interfaces.md defines (order as `as_dict` writes them).
+CONTRACT_KEYS: tuple[str, ...] = (
+    "workflow_id", "pipeline", "status", "rolled_back", "percent", "stages", "records",
+    "errors", "started_at", "updated_at", "message",
+)
+
+
 def _rfc3339(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def _parse_rfc3339(text: Any) -> datetime:
+    """The inverse of `_rfc3339` (Python 3.11's `fromisoformat` reads the `Z`)."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected an RFC 3339 timestamp, not {text!r}")
+    return datetime.fromisoformat(text)
+
+
+def _int(document: Mapping[str, Any], key: str) -> int:
+    value = document[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} must be an integer, not {value!r}")
+    return value
+
+
+def _bool(document: Mapping[str, Any], key: str) -> bool:
+    value = document[key]
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, not {value!r}")
+    return value
+
+
+def _literal(document: Mapping[str, Any], key: str, kind: Any) -> Any:
+    value = document[key]
+    if value not in get_args(kind):
+        raise ValueError(f"{key} must be one of {', '.join(get_args(kind))}, not {value!r}")
+    return value
+
+
+def _same(document: Mapping[str, Any], key: str, derived: Any) -> None:
+    if document[key] != derived:
+        raise ValueError(f"{key} {document[key]!r} does not match the rest of the document "
+                         f"({derived!r}): not an `as_dict()` output")

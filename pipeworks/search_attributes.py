@@ -1,20 +1,25 @@
 """Custom search attributes: what a user filters runs by in the Web UI or with
-`temporal workflow list --query "OrgKind='association' AND OrgId='A1'"`.
+`temporal workflow list --query "Pipeline='...' AND Stage='running'"`.
 
-They must be registered in the namespace before a workflow sets them (`pipeworks dev
-up` does it; on a real cluster: `temporal operator search-attribute create`).
+The kernel's are `Pipeline` and `Stage`; a pipeline declares its own in its
+registration. They must be registered in the namespace before a workflow sets them
+(`pipeworks dev up` does it; on a real cluster: `temporal operator search-attribute
+create`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 PIPELINE = SearchAttributeKey.for_keyword("Pipeline")
-ORG_KIND = SearchAttributeKey.for_keyword("OrgKind")
-ORG_ID = SearchAttributeKey.for_keyword("OrgId")
 STAGE = SearchAttributeKey.for_keyword("Stage")
 
-ALL = (PIPELINE, ORG_KIND, ORG_ID, STAGE)
-BY_NAME = {key.name: key for key in ALL}
-# As `temporal operator search-attribute create --type` spells the types.
-REGISTRATION = {key.name: "Keyword" for key in ALL}
+KERNEL = (PIPELINE, STAGE)
+
+
+def registration(keys: Iterable[SearchAttributeKey[Any]]) -> dict[str, str]:
+    """As `temporal operator search-attribute create --type` spells the types."""
+    return {key.name: "Keyword" for key in keys}

@@ -11,13 +11,21 @@ import json
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeworks.codec import parse_keyring
+from pipeworks.dsn import check_postgres_dsn
 
 ENV_PREFIX = "PIPEWORKS_"
 STACK_STATE_FILE = "stack.json"
@@ -53,35 +61,54 @@ def read_pem(path: Path) -> bytes:
     return data
 
 
+SETTINGS_CONFIG = SettingsConfigDict(
+    env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+)
+
+
+class PipelineSettings(BaseSettings):
+    """Base of a pipeline's own settings class: the same `PIPEWORKS_` variables and
+    `.env` file as the kernel's."""
+
+    model_config = SETTINGS_CONFIG
+
+
+P = TypeVar("P", bound=BaseSettings)
+
+
+def check_http_url(value: str | None) -> str | None:
+    """For a pipeline's upstream URL setting: http(s), no trailing slash."""
+    if value is not None:
+        _check_url(value, ("http", "https"), "http(s)")
+        value = value.rstrip("/")
+    return value
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SETTINGS_CONFIG
+    # Each pipeline's settings, by class (see `of`).
+    _pipelines: dict[type, BaseSettings] = PrivateAttr(default_factory=dict)
 
     # The contract's settings.
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = Field(default="default", min_length=1)
     task_queue: str = Field(default="pipeworks", min_length=1)
     database_url: SecretStr | None = None
-    sports_api_url: str | None = None
-    sports_api_token: SecretStr | None = None
 
     # Where the embedded dev stack keeps its state, logs and pid files.
     home: Path = Path(".pipeworks")
     postgres_port: int = Field(default=55432, ge=1, le=65535)
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
-    upstream_port: int = Field(default=8765, ge=1, le=65535)
-    upstream_latency_ms: int = Field(default=0, ge=0)
-    upstream_size: Literal["demo", "small", "bench-100", "bench-1m"] = "demo"
 
     # Run behaviour; the starters copy these into the workflow input so that
     # workflow code stays deterministic and does not read the environment.
-    competition_concurrency: int = Field(default=4, ge=1, le=64)
     page_size: int = Field(default=100, ge=1, le=500)
     heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
     run_deadline_seconds: float | None = Field(default=None, gt=0)
 
-    # Worker process.
+    # Worker process. `pipelines`: the registered pipelines this worker serves, comma-
+    # separated (empty: all of them), e.g. to give one pipeline workers of its own.
+    pipelines: str = ""
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     http_max_attempts: int = Field(default=4, ge=1, le=20)
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
@@ -96,8 +123,6 @@ class Settings(BaseSettings):
     metrics_address: str = "127.0.0.1:9464"
     health_address: str = "127.0.0.1:9465"
     alert_webhook_url: SecretStr | None = None
-    # Requests per second to the upstream, shared by every worker (kept in Postgres).
-    upstream_rate_limit: float | None = Field(default=None, gt=0, le=100_000)
 
     # Payload encryption and secure connections to Temporal. Encryption is off until
     # keys are set: `id:base64key,...`, 256-bit keys, the last one encrypts and every
@@ -151,15 +176,8 @@ class Settings(BaseSettings):
     @classmethod
     def _postgres_dsn(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            _check_url(value.get_secret_value(), ("postgres", "postgresql"), "Postgres")
-        return value
-
-    @field_validator("sports_api_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            _check_url(value, ("http", "https"), "http(s)")
-            value = value.rstrip("/")
+            # Whatever libpq and asyncpg accept, Unix sockets included (pipeworks/dsn.py).
+            check_postgres_dsn(value.get_secret_value())
         return value
 
     @field_validator("encryption_keys")
@@ -247,15 +265,32 @@ class Settings(BaseSettings):
             "(start one with `pipeworks dev up`)"
         )
 
-    def resolved_sports_api_url(self) -> str:
-        if self.sports_api_url is not None:
-            return self.sports_api_url
-        if url := self.stack_state.get("sports_api_url"):
+    def from_stack(self, configured: str | None, state_key: str, variable: str) -> str:
+        """A pipeline's upstream URL: as configured, else the dev stack's demo upstream."""
+        if configured is not None:
+            return configured
+        if url := self.stack_state.get(state_key):
             return url
         raise ConfigError(
-            f"{ENV_PREFIX}SPORTS_API_URL is not set and no dev stack is running "
+            f"{ENV_PREFIX}{variable} is not set and no dev stack is running "
             "(start one with `pipeworks dev up`)"
         )
+
+    def of(self, settings_class: type[P]) -> P:
+        """A pipeline's own settings: given with `with_pipeline`, else read from the
+        environment (and `.env`) the first time they are asked for."""
+        found = self._pipelines.get(settings_class)
+        if found is None:
+            found = load_pipeline_settings(settings_class)
+            self._pipelines[settings_class] = found
+        assert isinstance(found, settings_class)
+        return found
+
+    def with_pipeline(self, *configured: BaseSettings) -> Settings:
+        """A copy whose pipelines' settings are these (tests, embedded starters)."""
+        copy = self.model_copy()
+        copy._pipelines = {**self._pipelines, **{type(c): c for c in configured}}
+        return copy
 
     @property
     def temporal_ui_url(self) -> str:
@@ -276,5 +311,12 @@ def describe_validation_error(err: ValidationError) -> str:
 def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err)) from None
+
+
+def load_pipeline_settings(settings_class: type[P]) -> P:
+    try:
+        return settings_class()
     except ValidationError as err:
         raise ConfigError(describe_validation_error(err)) from None

@@ -7,22 +7,42 @@ activity (worker lost after commit) returns the same result and writes nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from pipeworks.db import Connection
 from pipeworks.errors import PermanentError, SystemFailure
 from pipeworks.landing import landed_load, mark_staged
-from pipeworks.merge import MergeCounts, TableSpec, merge_rows
+from pipeworks.merge import MergeCounts, TableSpec, key_text, merge_rows
+
+
+def envelope_items(body: bytes) -> list[Any]:
+    """The items of a page body that wraps them: `{"items": [...], ...}`."""
+    items = json.loads(body)["items"]
+    if not isinstance(items, list):
+        raise ValueError(f"a page's items are a JSON array, not {type(items).__name__}")
+    return items
+
+
+def array_items(body: bytes) -> list[Any]:
+    """The items of a page body that is a bare JSON array: `[...]`."""
+    items = json.loads(body)
+    if not isinstance(items, list):
+        raise ValueError(f"a page body is a JSON array here, not {type(items).__name__}")
+    return items
 
 
 @dataclass
 class Verdict:
     """What a stager says of one item: a row to write, a reason it is invalid, or
-    neither (a valid item that is out of this run's scope, e.g. club filter)."""
+    neither (a valid item that is out of this run's scope, e.g. a filter's).
 
-    key: str | None = None
+    `key` names the row: the key column's value (a str) for a single key, or a tuple
+    of the key columns' values in `spec.key` order for a composite key; None when an
+    invalid item has none."""
+
+    key: Hashable | None = None
     row: tuple[Any, ...] | None = None
     invalid_reason: str | None = None
 
@@ -30,13 +50,19 @@ class Verdict:
 class Stager(Protocol):
     entity: str
     spec: TableSpec
-    # Log each row's change under its own key (e.g. a competition) instead of the
-    # load's scope, so that undoing one scope restores that row too.
+    # Log each row's change under its own key (when each row is itself a scope) instead
+    # of the load's scope, so that undoing one scope restores that row too.
     scope_per_row: bool
     # Which value of a row names it for people (activity summaries), if any.
     label_index: int | None
 
     async def prepare(self, conn: Connection) -> None: ...
+
+    def items_of(self, body: bytes) -> list[Any]:
+        """The items of a landed page body, for judging one by one; in one line with a
+        helper of this module: `items_of = staticmethod(envelope_items)` (or
+        `array_items`)."""
+        ...
 
     def judge(self, item: Any) -> Verdict: ...
 
@@ -60,7 +86,7 @@ class StageOutcome:
     duplicates: int = 0
     out_of_scope: int = 0
     merge: dict[str, int] = field(default_factory=lambda: MergeCounts().as_dict())
-    keys: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # a composite key as its `key_text`
     labels: dict[str, str] = field(default_factory=dict)  # key -> name, with `keys`
     errors: dict[str, int] = field(default_factory=dict)  # absorbed by retries
     # The load had been staged before (a retried attempt): this is the stored result.
@@ -106,11 +132,15 @@ async def stage_load(
 
         await stager.prepare(conn)
         outcome = StageOutcome(load_id=load_id, entity=stager.entity)
-        rows: dict[str, tuple[Any, ...]] = {}
+        # Unique by key (the last occurrence wins): an upsert cannot touch a row twice.
+        rows: dict[Hashable, tuple[Any, ...]] = {}
         dead: list[tuple[Any, ...]] = []
         # Everything the upstream still lists, valid or not: a listed item that is
         # invalid this time keeps its old row instead of being deleted as gone.
-        listed: set[str] = set()
+        listed: set[Hashable] = set()
+        # TEMPORARY: a stager without `items_of` gets the envelope. Goes once every
+        # stager defines it: then `stager.items_of`.
+        items_of = getattr(stager, "items_of", envelope_items)
         unkeyed_invalid = False
         for page in landed:
             if page["body"] is None:
@@ -128,7 +158,7 @@ async def stage_load(
                         outcome.duplicates += 1
                     rows[verdict.key] = verdict.row  # the last occurrence wins
                 continue
-            for index, item in enumerate(json.loads(page["body"])["items"]):
+            for index, item in enumerate(items_of(page["body"])):
                 outcome.fetched += 1
                 verdict = stager.judge(item)
                 if verdict.key is not None:
@@ -164,9 +194,9 @@ async def stage_load(
         )
         outcome.merge = counts.as_dict()
         if return_keys:
-            outcome.keys = list(rows)
+            outcome.keys = [key_text(key) for key in rows]
             if stager.label_index is not None:
-                outcome.labels = {key: str(values[stager.label_index])
+                outcome.labels = {key_text(key): str(values[stager.label_index])
                                   for key, values in rows.items()}
         await mark_staged(conn, load_id, asdict(outcome), drop_pages=not keep_pages)
         return outcome

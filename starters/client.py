@@ -11,19 +11,18 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import (
     Priority,
-    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from pipeworks import priorities, search_attributes
+from pipeworks import priorities, registry
+from pipeworks.inputs import RunInput
 from pipeworks.logging import get_logger
 from pipeworks.progress import FINAL_STATUSES
 from pipeworks.settings import Settings
 from pipeworks.temporal_client import connect_temporal
-from workflows.inputs import AccountSyncInput, BatchSyncInput
 
 POLL_SECONDS = 0.5
 log = get_logger("pipeworks.starters")
@@ -41,17 +40,6 @@ class Started:
 
 async def connect(settings: Settings) -> Client:
     return await connect_temporal(settings)
-
-
-def run_options(settings: Settings) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "competition_concurrency": settings.competition_concurrency,
-        "page_size": settings.page_size,
-        "heartbeat_timeout_seconds": settings.heartbeat_timeout_seconds,
-    }
-    if settings.run_deadline_seconds is not None:
-        options["deadline_seconds"] = settings.run_deadline_seconds
-    return options
 
 
 async def start_or_attach(
@@ -76,16 +64,6 @@ async def start_or_attach(
     return Started(handle, False)
 
 
-WORKFLOW_TYPES: dict[type, str] = {
-    AccountSyncInput: "AccountSyncWorkflow", BatchSyncInput: "BatchSyncWorkflow",
-}
-
-
-PIPELINES: dict[type, str] = {
-    AccountSyncInput: "sports_sync", BatchSyncInput: "sports_sync_batch",
-}
-
-
 async def search_attributes_registered(client: Client, namespace: str) -> bool:
     """Whether runs may carry our search attributes: setting an unregistered one fails."""
     try:
@@ -95,7 +73,8 @@ async def search_attributes_registered(client: Client, namespace: str) -> bool:
         log.warning("cannot list search attributes; runs start without them",
                     error=err.message)
         return False
-    missing = set(search_attributes.REGISTRATION) - set(listed.custom_attributes)
+    missing = {key.name for key in registry.search_attribute_keys()} - set(
+        listed.custom_attributes)
     if missing:
         log.warning("search attributes not registered in the namespace; runs start without "
                     "them (`pipeworks dev up` registers them; on a cluster: `temporal operator "
@@ -103,27 +82,14 @@ async def search_attributes_registered(client: Client, namespace: str) -> bool:
     return not missing
 
 
-def initial_search_attributes(request: AccountSyncInput | BatchSyncInput
-                              ) -> TypedSearchAttributes:
-    pairs = [SearchAttributePair(search_attributes.PIPELINE, PIPELINES[type(request)])]
-    if isinstance(request, AccountSyncInput) and request.org_kind and request.org_id:
-        pairs += [SearchAttributePair(search_attributes.ORG_KIND, request.org_kind),
-                  SearchAttributePair(search_attributes.ORG_ID, request.org_id)]
-    elif isinstance(request, BatchSyncInput):
-        pairs.append(SearchAttributePair(search_attributes.ORG_KIND, request.kind))
-    return TypedSearchAttributes(pairs)
-
-
-async def start_run(client: Client, settings: Settings,
-                    request: AccountSyncInput | BatchSyncInput) -> Started:
+async def start_run(client: Client, settings: Settings, request: RunInput) -> Started:
     payload = request.model_dump(mode="json", exclude_none=True)
-    attributes = (initial_search_attributes(request)
+    attributes = (TypedSearchAttributes(request.initial_search_attributes())
                   if await search_attributes_registered(client, settings.temporal_namespace)
                   else TypedSearchAttributes.empty)
-    priority = priorities.BATCH if isinstance(request, BatchSyncInput) else priorities.ON_DEMAND
-    return await start_or_attach(client, settings, WORKFLOW_TYPES[type(request)],
-                                 request.workflow_id, payload, priority=priority,
-                                 attributes=attributes)
+    priority = priorities.BATCH if request.BATCH else priorities.ON_DEMAND
+    return await start_or_attach(client, settings, request.WORKFLOW, request.workflow_id,
+                                 payload, priority=priority, attributes=attributes)
 
 
 async def query_progress(client: Client, workflow_id: str, run_id: str | None = None

@@ -5,23 +5,12 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from pipeworks.inputs import RunInput, describe_input_error
 from starters.client import StarterError
-from workflows.inputs import describe_input_error
 
-Model = TypeVar("Model", bound=BaseModel)
-
-# Where each workflow input field comes from: a command-line option or a setting.
-INPUT_SOURCES = {
-    "account_id": "--account", "org_kind": "--org-kind", "org_id": "--org-id",
-    "games_updated_since": "--since", "on_failure": "--on-failure", "kind": "--kind",
-    "max_concurrent": "--max-concurrent",
-    "competition_concurrency": "PIPEWORKS_COMPETITION_CONCURRENCY",
-    "page_size": "PIPEWORKS_PAGE_SIZE",
-    "heartbeat_timeout_seconds": "PIPEWORKS_HEARTBEAT_TIMEOUT_SECONDS",
-    "deadline_seconds": "PIPEWORKS_RUN_DEADLINE_SECONDS",
-}
+Model = TypeVar("Model", bound=RunInput)
 
 
 def validated_input(model: type[Model], values: dict[str, object]) -> Model:
@@ -31,7 +20,15 @@ def validated_input(model: type[Model], values: dict[str, object]) -> Model:
     except ValidationError as err:
         problem = err.errors(include_url=False)[0]
         field = str(problem["loc"][0]) if problem["loc"] else ""
-        if field not in INPUT_SOURCES:
+        if field not in model.SOURCES:
             raise StarterError(describe_input_error(err)) from None
         message = problem["msg"].removeprefix("Value error, ")
-        raise StarterError(f"{INPUT_SOURCES[field]}: {message}") from None
+        raise StarterError(f"{model.SOURCES[field]}: {message}") from None
+
+
+def tuned_input(model: type[Model], settings: object, values: dict[str, object]) -> Model:
+    """`values` plus the tuning the model takes from settings, validated."""
+    from pipeworks.settings import Settings
+
+    assert isinstance(settings, Settings)
+    return validated_input(model, {**model.tuning(settings), **values})

@@ -48,19 +48,13 @@ from temporalio.client import (
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from pipeworks import priorities
+from pipeworks import priorities, registry
+from pipeworks.inputs import RunInput
 from pipeworks.logging import configure_logging
+from pipeworks.registry import ScheduleAction
 from pipeworks.settings import Settings, load_settings
 from pipeworks.temporal_client import connect_temporal
-from starters.client import (
-    WORKFLOW_TYPES,
-    StarterError,
-    initial_search_attributes,
-    run_options,
-    search_attributes_registered,
-)
-from starters.inputs import validated_input
-from workflows.inputs import AccountSyncInput, BatchSyncInput
+from starters.client import StarterError, search_attributes_registered
 
 schedule_app = typer.Typer(
     help="Temporal Schedules that start `sync` / `sync-all` runs (e.g. a nightly batch).",
@@ -131,65 +125,45 @@ def format_duration(value: timedelta) -> str:
     return text
 
 
-# -- the action: what `sync` / `sync-all` would start ---------------------------------
+# -- the action: what a pipeline's command would start ------------------------------
 
-ACTION_USAGE = ("give the action after `--`: `-- sync-all --kind association` or "
-                "`-- sync --account ID` (or `-- sync --org-kind K --org-id ID`)")
-
-# The action's own little command line: the options of `sync` / `sync-all` that make
-# sense for a recurring run. (`--since` does not: a fixed time would be reused forever;
-# `--wait` / `--json` belong to a command, not to a run.)
-_actions = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                       rich_markup_mode=None, no_args_is_help=False)
+def actions() -> dict[str, ScheduleAction]:
+    """Every registered pipeline's schedule actions, by name."""
+    return {action.name: action for pipeline in registry.installed()
+            for action in pipeline.schedule_actions}
 
 
-@_actions.command("sync")
-def _sync_action(
-    account: Annotated[int | None, typer.Option("--account", help="account id")] = None,
-    org_kind: Annotated[str | None, typer.Option(help="association | club")] = None,
-    org_id: Annotated[str | None, typer.Option(help="organisation id upstream")] = None,
-    on_failure: Annotated[str, typer.Option(help="rollback | isolate")] = "rollback",
-) -> dict[str, Any]:
-    """An AccountSyncWorkflow for one account or organisation."""
-    if account is not None and (org_kind is not None or org_id is not None):
-        raise StarterError("give either --account or --org-kind and --org-id, not both")
-    if account is None and (org_kind is None or org_id is None):
-        raise StarterError("give --account ID, or both --org-kind and --org-id")
-    values: dict[str, Any] = {"account_id": account, "org_kind": org_kind, "org_id": org_id,
-                              "on_failure": on_failure}
-    return {k: v for k, v in values.items() if v is not None}
+def action_usage() -> str:
+    names = " or ".join(f"`-- {name} ...`" for name in actions())
+    return (f"give the action after `--`, e.g. {names or '(no pipeline has actions)'}; "
+            "`pipeworks schedule create NAME ... -- ACTION --help` tells its options")
 
 
-@_actions.command("sync-all")
-def _sync_all_action(
-    kind: Annotated[str, typer.Option(help="club | association | all")],
-    max_concurrent: Annotated[int, typer.Option(help="children at once")] = 4,
-    on_failure: Annotated[str, typer.Option(help="rollback | isolate (per account)")] =
-        "rollback",
-) -> dict[str, Any]:
-    """A BatchSyncWorkflow: one account sync per matching account."""
-    return {"kind": kind, "max_concurrent": max_concurrent, "on_failure": on_failure}
-
-
-ACTION_MODELS: dict[str, type[AccountSyncInput] | type[BatchSyncInput]] = {
-    "sync": AccountSyncInput, "sync-all": BatchSyncInput,
-}
-
-
-def parse_action(argv: Sequence[str], settings: Settings
-                 ) -> AccountSyncInput | BatchSyncInput | None:
+def parse_action(argv: Sequence[str], settings: Settings) -> RunInput | None:
     """The workflow input the action's command line asks for; None when it only asked
     for help (which is then printed)."""
     if not argv:
-        raise StarterError(ACTION_USAGE)
+        raise StarterError(action_usage())
     if argv[0].startswith("-"):  # an option of `create` itself, misspelt or after `--`
-        raise StarterError(f"no such option {argv[0]!r} before the action; {ACTION_USAGE}")
-    if argv[0] not in ACTION_MODELS:
-        raise StarterError(f"unknown action {argv[0]!r}; {ACTION_USAGE}")
-    if any(arg == "--since" or arg.startswith("--since=") for arg in argv):
-        raise StarterError("--since: every run would reuse one fixed time; schedule full "
-                           "syncs, and run `pipeworks sync --since TS` on demand")
-    command = typer.main.get_command(_actions)
+        raise StarterError(f"no such option {argv[0]!r} before the action; {action_usage()}")
+    action = actions().get(argv[0])
+    if action is None:
+        raise StarterError(f"unknown action {argv[0]!r}; {action_usage()}")
+    for option, reason in action.refused.items():
+        if any(arg == option or arg.startswith(f"{option}=") for arg in argv):
+            raise StarterError(f"{option}: {reason}")
+    # The actions' own little command line (a group even when there is one action, so
+    # that the action's name is a command, as it is in `pipeworks` itself).
+    actions_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                              rich_markup_mode=None, no_args_is_help=False)
+    for each in actions().values():
+        actions_app.command(each.name)(each.command)
+
+    @actions_app.callback()
+    def _group() -> None:
+        """Schedule actions."""
+
+    command = typer.main.get_command(actions_app)
     try:
         values = command.main(args=list(argv), prog_name="pipeworks schedule create NAME ... --",
                               standalone_mode=False)
@@ -197,35 +171,30 @@ def parse_action(argv: Sequence[str], settings: Settings
         raise StarterError(f"{argv[0]}: {err.format_message()}") from None
     if not isinstance(values, dict):  # `--help`: printed, nothing to create
         return None
-    return validated_input(ACTION_MODELS[argv[0]], {**run_options(settings), **values})
+    built = action.build(settings, values)
+    assert isinstance(built, RunInput)
+    return built
 
 
 def action_text(workflow: str, payload: dict[str, Any]) -> str:
     """The action as the command line that would start it now (defaults left out), e.g.
     'sync-all --kind association'."""
-    if workflow == "BatchSyncWorkflow":
-        text = f"sync-all --kind {payload.get('kind')}"
-        if payload.get("max_concurrent", 4) != 4:
-            text += f" --max-concurrent {payload['max_concurrent']}"
-    elif workflow == "AccountSyncWorkflow":
-        text = (f"sync --account {payload['account_id']}" if "account_id" in payload
-                else f"sync --org-kind {payload.get('org_kind')} --org-id {payload.get('org_id')}")
-    else:
-        return workflow
-    if payload.get("on_failure", "rollback") != "rollback":
-        text += f" --on-failure {payload['on_failure']}"
-    return text
+    for action in actions().values():
+        text = action.describe(workflow, payload)
+        if text is not None:
+            return text
+    return workflow
 
 
-def workflow_id_prefix(request: AccountSyncInput | BatchSyncInput, name: str) -> str:
+def workflow_id_prefix(request: RunInput, name: str) -> str:
     return f"{request.workflow_id}-schedule-{name}"
 
 
-def build_action(request: AccountSyncInput | BatchSyncInput, name: str, settings: Settings,
+def build_action(request: RunInput, name: str, settings: Settings,
                  attributes: TypedSearchAttributes = TypedSearchAttributes.empty,
                  ) -> ScheduleActionStartWorkflow:
     """Scheduled runs are background work: batch priority, whatever they sync."""
-    workflow = WORKFLOW_TYPES[type(request)]
+    workflow = request.WORKFLOW
     payload = request.model_dump(mode="json", exclude_none=True)
     return ScheduleActionStartWorkflow(
         workflow, payload, id=workflow_id_prefix(request, name), task_queue=settings.task_queue,
@@ -362,7 +331,7 @@ async def describe_schedule(client: Client, name: str) -> ScheduleDescription:
 async def schedule_names(client: Client) -> list[str]:
     """The namespace's schedules that start one of our workflow types (Temporal's list is
     eventually consistent: one created a moment ago may be missing for a second)."""
-    ours = set(WORKFLOW_TYPES.values())
+    ours = {name for pipeline in registry.installed() for name in pipeline.workflow_names}
     try:
         return sorted([s.id async for s in await client.list_schedules()
                        if s.schedule is None  # a server without advanced visibility
@@ -653,7 +622,7 @@ def create(
         return
     async def go() -> dict[str, Any]:
         client = await connect_temporal(config)
-        attributes = (initial_search_attributes(request)
+        attributes = (TypedSearchAttributes(request.initial_search_attributes())
                       if await search_attributes_registered(client, config.temporal_namespace)
                       else TypedSearchAttributes.empty)
         schedule = Schedule(

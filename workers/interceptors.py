@@ -3,6 +3,7 @@ id, activity), keep the health state's in-flight count, count retried failures."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -20,20 +21,28 @@ from workers.health import WorkerState
 
 
 class ActivityObserver(Interceptor):
-    def __init__(self, state: WorkerState, metrics: PipelineMetrics) -> None:
+    """`metrics_by_activity` labels an activity's retries with its pipeline; the kernel's
+    own activities (run records, undo, alerts) count under `kernel_metrics`."""
+
+    def __init__(self, state: WorkerState, metrics_by_activity: Mapping[str, PipelineMetrics],
+                 kernel_metrics: PipelineMetrics) -> None:
         self._state = state
-        self._metrics = metrics
+        self._metrics_by_activity = metrics_by_activity
+        self._kernel_metrics = kernel_metrics
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _ObservedActivity(next, self._state, self._metrics)
+        return _ObservedActivity(next, self._state, self._metrics_by_activity,
+                                 self._kernel_metrics)
 
 
 class _ObservedActivity(ActivityInboundInterceptor):
     def __init__(self, next: ActivityInboundInterceptor, state: WorkerState,
-                 metrics: PipelineMetrics) -> None:
+                 metrics_by_activity: Mapping[str, PipelineMetrics],
+                 kernel_metrics: PipelineMetrics) -> None:
         super().__init__(next)
         self._state = state
-        self._metrics = metrics
+        self._metrics_by_activity = metrics_by_activity
+        self._kernel_metrics = kernel_metrics
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
@@ -45,7 +54,8 @@ class _ObservedActivity(ActivityInboundInterceptor):
             return await self.next.execute_activity(input)
         except ApplicationError as err:
             if will_be_retried(info, err):
-                self._metrics.retry(current_stage.get() or info.activity_type,
+                metrics = self._metrics_by_activity.get(info.activity_type, self._kernel_metrics)
+                metrics.retry(current_stage.get() or info.activity_type,
                                     category_of(err).value)
             raise
         finally:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 from temporalio.client import Client
@@ -19,49 +18,71 @@ from temporalio.worker import Worker
 
 from activities.alerts import AlertActivities
 from activities.runs import RunActivities
-from activities.sports.activities import PIPELINE as SPORTS_PIPELINE
-from activities.sports.activities import SportsActivities
-from activities.sports.stagers import UNDO_ORDER
+from pipeworks import registry
 from pipeworks.db import CONNECT_ERRORS, connect, create_pool, migrate, unreachable
-from pipeworks.http import UpstreamClient
 from pipeworks.logging import get_logger
 from pipeworks.metrics import PipelineMetrics, metrics_runtime
-from pipeworks.rate_limit import SharedRateLimit
+from pipeworks.registry import PipelineResources
 from pipeworks.settings import ConfigError, Settings
 from pipeworks.temporal_client import connect_temporal
 from workers.health import HealthServer, WorkerState
 from workers.interceptors import ActivityObserver
-from workflows.account_sync import AccountSyncWorkflow
-from workflows.batch_sync import BatchSyncWorkflow
-from workflows.competitions import CompetitionsSyncWorkflow
 
-WORKFLOWS: Sequence[type] = (AccountSyncWorkflow, BatchSyncWorkflow, CompetitionsSyncWorkflow)
+KERNEL_METRICS = "pipeworks"
 log = get_logger("pipeworks.worker")
+
+
+def workflows(settings: Settings | None = None) -> list[type]:
+    """The workflows of the pipelines this worker serves (all registered, by default)."""
+    return [w for pipeline in served(settings) for w in pipeline.workflows]
+
+
+def served(settings: Settings | None) -> list[registry.Pipeline]:
+    """`PIPEWORKS_PIPELINES`, or every registered pipeline."""
+    try:
+        return registry.selected(settings.pipelines if settings is not None else "")
+    except registry.RegistryError as err:
+        raise ConfigError(f"PIPEWORKS_PIPELINES: {err}") from None
 
 
 @dataclass
 class WorkerResources:
     pool: asyncpg.Pool
-    upstream: UpstreamClient
     temporal: Client
-    metrics: PipelineMetrics
     state: WorkerState
+    pipelines: PipelineResources
+    # The activities' pipeline, for metrics recorded around them (retries).
+    metrics_by_activity: dict[str, PipelineMetrics] = field(default_factory=dict)
+    _activities: list[Any] | None = None
 
     def activities(self, settings: Settings) -> list[Any]:
-        runs = RunActivities(self.pool, self.temporal, undoable=UNDO_ORDER,
-                             meter=runtime_of(self.temporal).metric_meter)
-        sports = SportsActivities(self.pool, self.upstream, metrics=self.metrics,
-                                  keep_landed_pages=settings.keep_landed_pages)
+        """The kernel's activities and every registered pipeline's, built once."""
+        if self._activities is not None:
+            return self._activities
+        meter = runtime_of(self.temporal).metric_meter
+        runs = RunActivities(self.pool, self.temporal, undoable=registry.undo_tables(),
+                             meter=meter)
         webhook = settings.alert_webhook_url
         alerts = AlertActivities(webhook.get_secret_value() if webhook else None,
                                  settings.temporal_ui_url,
                                  settings.temporal_namespace)
-        return [alerts.send_run_alert,
-            runs.record_run_started, runs.record_run_finished, runs.acquire_org_lease,
-            runs.release_org_lease, runs.undo_run_changes, runs.await_workflow,
-            sports.lookup_account, sports.list_accounts, sports.resolve_org,
-            sports.fetch_stream, sports.stage_stream, sports.sync_streams,
-        ]
+        built: list[Any] = [alerts.send_run_alert,
+            runs.record_run_started, runs.record_run_finished, runs.acquire_lease,
+            runs.release_lease, runs.undo_run_changes, runs.await_workflow]
+        for pipeline in served(settings):
+            metrics = PipelineMetrics(meter, pipeline.name)
+            for activity_function in pipeline.activities(self.pipelines):
+                built.append(activity_function)
+                name = activity_name(activity_function)
+                if name:
+                    self.metrics_by_activity[name] = metrics
+        self._activities = built
+        return built
+
+
+def activity_name(function: Any) -> str | None:
+    definition = getattr(function, "__temporal_activity_definition", None)
+    return getattr(definition, "name", None)
 
 
 def runtime_of(client: Client) -> Runtime:
@@ -79,34 +100,20 @@ def worker_runtime(settings: Settings) -> Runtime | None:
                           ) from None
 
 
-def shared_rate_limit(settings: Settings, pool: asyncpg.Pool) -> SharedRateLimit | None:
-    if settings.upstream_rate_limit is None:
-        return None
-    url = urlsplit(settings.resolved_sports_api_url())
-    # Host and port only: credentials in the URL must not end up in a table.
-    return SharedRateLimit(pool, f"upstream:{url.hostname}:{url.port or url.scheme}",
-                           settings.upstream_rate_limit)
-
-
 @asynccontextmanager
 async def worker_resources(settings: Settings, temporal: Client | None = None
                            ) -> AsyncIterator[WorkerResources]:
-    """Pool, HTTP client and Temporal client, opened once and closed on exit.
+    """Pool and Temporal client, opened once, and what the pipelines open with them
+    (e.g. their HTTP clients), all closed on exit.
 
     Metrics go to the runtime of `temporal` (connected here with `worker_runtime`)."""
     dsn = settings.resolved_database_url()
     temporal = temporal or await connect_temporal(settings, worker_runtime(settings))
-    metrics = PipelineMetrics(runtime_of(temporal).metric_meter, SPORTS_PIPELINE)
     try:
         pool = await create_pool(dsn, max_size=settings.db_pool_size)
     except CONNECT_ERRORS as err:
         raise ConfigError(unreachable(dsn, err)) from None
-    upstream = UpstreamClient(
-        settings.resolved_sports_api_url(),
-        token=settings.sports_api_token.get_secret_value() if settings.sports_api_token else None,
-        timeout_seconds=settings.http_timeout_seconds, max_attempts=settings.http_max_attempts,
-        max_connections=settings.max_concurrent_activities * 2, metrics=metrics,
-        rate_limit=shared_rate_limit(settings, pool))
+    pipelines = PipelineResources(settings, pool, temporal, runtime_of(temporal).metric_meter)
     try:
         try:
             async with pool.acquire() as conn:
@@ -115,19 +122,24 @@ async def worker_resources(settings: Settings, temporal: Client | None = None
             raise ConfigError(unreachable(dsn, err)) from None
         if applied:
             log.info("migrations applied", migrations=applied)
-        yield WorkerResources(pool, upstream, temporal, metrics,
-                              WorkerState(task_queue=settings.task_queue))
+        resources = WorkerResources(pool, temporal, WorkerState(task_queue=settings.task_queue),
+                                    pipelines)
+        resources.activities(settings)  # a pipeline's bad settings stop the worker here
+        yield resources
     finally:
-        await upstream.aclose()
+        for close in reversed(pipelines.closers):
+            await close()
         await pool.close()
 
 
 def build_worker(settings: Settings, resources: WorkerResources, **overrides: Any) -> Worker:
     options: dict[str, Any] = {
         "task_queue": settings.task_queue,
-        "workflows": list(WORKFLOWS),
+        "workflows": workflows(settings),
         "activities": resources.activities(settings),
-        "interceptors": [ActivityObserver(resources.state, resources.metrics)],
+        "interceptors": [ActivityObserver(
+            resources.state, resources.metrics_by_activity,
+            PipelineMetrics(runtime_of(resources.temporal).metric_meter, KERNEL_METRICS))],
         "max_concurrent_activities": settings.max_concurrent_activities,
         # The SDK's default of 0 would cancel in-flight activities at once.
         "graceful_shutdown_timeout": timedelta(seconds=settings.graceful_shutdown_seconds),

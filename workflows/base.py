@@ -1,16 +1,20 @@
 """What every pipeline workflow shares: the `progress` query, the `cancel` signal,
-a deadline, and compensations that run to the end whatever is cancelled."""
+a deadline, activities called by reference with their failures counted by category,
+search attributes, alerts, and the saga's compensation (undo from the change log), which
+runs to the end whatever is cancelled."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import (
     RetryPolicy,
+    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
 )
@@ -18,8 +22,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.alerts import RunAlert
-    from activities.runs import RunFinished, RunStarted
+    from activities.alerts import AlertActivities, RunAlert
+    from activities.runs import RunActivities, RunFinished, RunStarted, UndoRequest, UndoResult
     from pipeworks import search_attributes
     from pipeworks.errors import (
         NON_RETRYABLE_ERROR_TYPES,
@@ -28,9 +32,13 @@ with workflow.unsafe.imports_passed_through():
         error_counts_of,
         failure_message,
     )
+    from pipeworks.inputs import RunInput, describe_input_error
     from pipeworks.progress import RunProgress
+    from workflows.fanout import ItemFailed
 
 T = TypeVar("T")
+A = TypeVar("A")
+Input = TypeVar("Input", bound="RunInput")
 
 # Transient and system trouble retries with backoff; the categories that can
 # never succeed stop at once (the error's own `non_retryable` says so too).
@@ -47,10 +55,7 @@ PERSISTENT_RETRY = RetryPolicy(
 BOOKKEEPING_TIMEOUT = timedelta(seconds=60)
 # A webhook that stays down must not keep a finished run open for long.
 ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5)
-# Runs started before these existed replay without them (tests/histories).
-SEARCH_ATTRIBUTES_PATCH = "search-attributes"
-ALERTS_PATCH = "alerts"
-CANCEL_RACE_PATCH = "cancel-race"
+UNDO_TIMEOUT = timedelta(hours=2)
 
 
 class DeadlineExceeded(Exception):
@@ -58,9 +63,11 @@ class DeadlineExceeded(Exception):
 
 
 class PipelineWorkflow:
-    """Subclasses set `self.progress` in their `@workflow.init` and call `guard`."""
+    """Subclasses set `self.progress` in their `@workflow.init` and call `guard`.
+    `UNDO_TABLES` lists the tables an undo of the pipeline's runs restores, in order."""
 
     progress: RunProgress
+    UNDO_TABLES: ClassVar[Sequence[str]] = ()
 
     def __init__(self) -> None:
         self._cancel_reason: str | None = None
@@ -96,18 +103,19 @@ class PipelineWorkflow:
         return category
 
     async def run_activity(
-        self, name: str, arg: Any, result_type: type[T], *, summary: str, start_to_close: timedelta,
-        heartbeat_timeout: timedelta | None = None, retry_policy: RetryPolicy = ACTIVITY_RETRY,
+        self, activity: Callable[[Any, A], Awaitable[T]], arg: A, *, summary: str,
+        start_to_close: timedelta, heartbeat_timeout: timedelta | None = None,
+        retry_policy: RetryPolicy = ACTIVITY_RETRY,
     ) -> T:
-        """Runs an activity, counting its failure by category. Activities that
-        heartbeat are waited for when cancelled, so nothing commits after the
-        compensation that follows."""
+        """Runs an activity (a method of an activity class, called by reference), counting
+        its failure by category. Activities that heartbeat are waited for when cancelled,
+        so nothing commits after the compensation that follows."""
         cancellation = (ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
                         if heartbeat_timeout else ActivityCancellationType.TRY_CANCEL)
         self.stop_if_cancel_requested()
         try:
-            result: T = await workflow.execute_activity(
-                name, arg, result_type=result_type, start_to_close_timeout=start_to_close,
+            result: T = await workflow.execute_activity_method(
+                activity, arg, start_to_close_timeout=start_to_close,
                 heartbeat_timeout=heartbeat_timeout, retry_policy=retry_policy,
                 summary=summary, cancellation_type=cancellation)
         except Exception as err:
@@ -126,7 +134,7 @@ class PipelineWorkflow:
         cancels the awaiting task, but the SDK's activity handle then returns the result
         and the cancellation is gone: the run would go on and end `completed`. Checked
         around every activity and when the work ends, it stops the run here instead."""
-        if self._cancel_reason is not None and workflow.patched(CANCEL_RACE_PATCH):
+        if self._cancel_reason is not None:
             raise asyncio.CancelledError(self._cancel_reason)
 
     async def guard(self, work: Coroutine[Any, Any, T], deadline_seconds: float | None) -> T:
@@ -175,8 +183,8 @@ class PipelineWorkflow:
 
     async def record_started(self, params: dict[str, Any]) -> None:
         info = workflow.info()
-        await workflow.execute_activity(
-            "record_run_started",
+        await workflow.execute_activity_method(
+            RunActivities.record_run_started,
             RunStarted(info.workflow_id, info.run_id, self.progress.pipeline, params),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=PERSISTENT_RETRY,
             summary="record run start",
@@ -186,8 +194,8 @@ class PipelineWorkflow:
         workflow.logger.info("run %s: %s", self.progress.status, self.progress.message or "")
         run = RunFinished(workflow.info().run_id, self.progress.status,
                           {**self.progress.as_dict(), **stats})
-        await self.shielded(lambda: workflow.execute_activity(
-            "record_run_finished", run, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+        await self.shielded(lambda: workflow.execute_activity_method(
+            RunActivities.record_run_finished, run, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=PERSISTENT_RETRY, summary=f"record run {self.progress.status}"))
 
     # -- search attributes and alerts ------------------------------------------
@@ -197,23 +205,25 @@ class PipelineWorkflow:
         when the namespace has them registered, and upserting an unregistered one would
         fail every workflow task of the run."""
         started_with = workflow.info().typed_search_attributes.get(search_attributes.PIPELINE)
-        return started_with is not None and workflow.patched(SEARCH_ATTRIBUTES_PATCH)
+        return started_with is not None
 
-    def set_search_attributes(self, **values: str) -> None:
-        """E.g. `Stage="games"`; unchanged values are not upserted again."""
-        changed = {k: v for k, v in values.items() if self._search_attributes.get(k) != v}
+    def set_search_attributes(self, *pairs: tuple[SearchAttributeKey[str], str]) -> None:
+        """E.g. `(ORG_ID, "A1")`; unchanged values are not upserted again."""
+        changed = [(k, v) for k, v in pairs if self._search_attributes.get(k.name) != v]
         if not changed or not self.search_attributes_on():
             return
-        workflow.upsert_search_attributes(
-            [search_attributes.BY_NAME[name].value_set(value)
-             for name, value in changed.items()])
-        self._search_attributes.update(changed)
+        workflow.upsert_search_attributes([key.value_set(value) for key, value in changed])
+        self._search_attributes.update({key.name: value for key, value in changed})
 
-    def child_search_attributes(self, **values: str) -> TypedSearchAttributes | None:
+    def set_stage(self, stage: str) -> None:
+        """The `Stage` search attribute: what the run is doing, then how it ended."""
+        self.set_search_attributes((search_attributes.STAGE, stage))
+
+    def child_search_attributes(self, *pairs: tuple[SearchAttributeKey[str], str]
+                                ) -> TypedSearchAttributes | None:
         if not self.search_attributes_on():
             return None
-        return TypedSearchAttributes(
-            [SearchAttributePair(search_attributes.BY_NAME[n], v) for n, v in values.items()])
+        return TypedSearchAttributes([SearchAttributePair(k, v) for k, v in pairs])
 
     async def alert_if_needed(self, failure: BaseException | None,
                               partly_rolled_back: bool = False) -> None:
@@ -222,9 +232,9 @@ class PipelineWorkflow:
         if not (status in ("failed", "cancelled") or self.progress.rolled_back
                 or partly_rolled_back):
             return
-        if not workflow.patched(ALERTS_PATCH):
-            return
         info = workflow.info()
+        if isinstance(failure, ItemFailed):
+            failure = failure.cause
         if status == "cancelled":
             category = "cancelled"
         else:
@@ -234,8 +244,8 @@ class PipelineWorkflow:
                          self.progress.pipeline, status, self.progress.rolled_back,
                          category, self.progress.message or "")
         try:
-            await self.shielded(lambda: workflow.execute_activity(
-                "send_run_alert", alert, start_to_close_timeout=timedelta(seconds=30),
+            await self.shielded(lambda: workflow.execute_activity_method(
+                AlertActivities.send_run_alert, alert, start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=ALERT_RETRY, summary=f"alert: run {status}"))
         except ActivityError as err:
             # The run's outcome stands and its message keeps the cause; an unreachable
@@ -243,6 +253,88 @@ class PipelineWorkflow:
             self.progress.message = (f"{self.progress.message or status}; could not post "
                                      f"the alert: {failure_message(err)}")
             self.note()
+
+    # -- the life of a run -------------------------------------------------------
+
+    def validated(self, model: type[Input], params: dict[str, Any]) -> Input:
+        """The run's input, or the run fails at once with one message naming the field."""
+        try:
+            return model.model_validate(params)
+        except ValidationError as err:
+            raise self.fail_invalid_input(describe_input_error(err)) from None
+
+    async def run_saga(
+        self, request: RunInput, work: Coroutine[Any, Any, None], *,
+        undo_runs: Callable[[], Sequence[str]], succeeded: Callable[[], str],
+        stats: Callable[[], dict[str, Any]] = dict,
+        before_finish: Callable[[], Awaitable[None]] | None = None,
+        isolated_cause: Callable[[], BaseException | None] = lambda: None,
+    ) -> dict[str, Any]:
+        """A run from start to end: recorded in `pipeline.runs`, `work` under the cancel
+        signal and the deadline, then on failure or cancel the changes logged under
+        `undo_runs()` undone (newest first), and in every case the `Stage` search
+        attribute, the run record and, when it went badly, an alert. `succeeded` sets
+        the final status and returns the closing message. Returns the result, or raises
+        what ends the run in Temporal's terms."""
+        self.progress.status = "running"
+        self.note("starting")
+        failure: BaseException | None = None
+        try:
+            await self.record_started(request.model_dump(mode="json", exclude_none=True))
+            await self.guard(work, request.deadline_seconds)
+        except (Exception, asyncio.CancelledError) as err:
+            failure = err.cause if isinstance(err, ItemFailed) else err
+            runs = list(undo_runs())
+            await self.roll_back(err, runs, changed=bool(runs))
+        else:
+            self.note(succeeded())
+        finally:
+            if before_finish is not None:
+                await before_finish()
+            self.set_stage(self.progress.status)
+            await self.record_finished(stats())
+            isolated = isolated_cause()
+            await self.alert_if_needed(failure or isolated,
+                                       partly_rolled_back=isolated is not None)
+        return self.final_outcome(failure)
+
+    # -- the saga: undo from the change log --------------------------------------
+
+    async def undo(self, run_id: str, scope: str | None, reason: str) -> UndoResult:
+        """Restores what run `run_id` changed (or only its `scope`) in `UNDO_TABLES`.
+        Shielded: it runs to the end even if the run is cancelled meanwhile."""
+        request = UndoRequest(run_id, list(self.UNDO_TABLES), scope, reason)
+        result: UndoResult = await self.shielded(lambda: workflow.execute_activity_method(
+            RunActivities.undo_run_changes, request, start_to_close_timeout=UNDO_TIMEOUT,
+            heartbeat_timeout=timedelta(seconds=60), retry_policy=PERSISTENT_RETRY,
+            summary=f"undo changes of {'scope ' + scope if scope else 'run ' + run_id}"))
+        return result
+
+    async def roll_back(self, err: BaseException, run_ids: Sequence[str], *,
+                        changed: bool = True) -> None:
+        """The compensation of a failed or cancelled run: undo the changes logged under
+        `run_ids` (newest first), mark unfinished stages, and end `failed` or `cancelled`
+        with `rolled_back` true. `changed` false: the run changed nothing yet."""
+        self.set_stage("compensating")
+        self.progress.status = "compensating"
+        if self.is_cancellation(err):
+            final, reason = "cancelled", f"cancelled: {self._cancel_reason or 'cancel request'}"
+            self.note(f"{reason}; undoing changes")
+        else:
+            # Activity failures were counted where they happened; a deadline is not one.
+            if isinstance(err, DeadlineExceeded):
+                self.progress.count_error(ErrorCategory.SYSTEM)
+            final, reason = "failed", failure_message(err)
+            self.note(f"failed: {reason}; undoing changes")
+        for stage in self.progress.stages:
+            if stage.status in ("running", "pending"):
+                stage.status = "failed" if final == "failed" else "skipped"
+        for run_id in run_ids:
+            await self.undo(run_id, None, reason)
+        # Either undone, or nothing had been changed: the tables are as before the run.
+        self.progress.rolled_back = True
+        self.progress.status = final  # type: ignore[assignment]
+        self.note(f"{reason}; " + ("changes rolled back" if changed else "nothing was changed"))
 
     def fail_invalid_input(self, message: str) -> ApplicationError:
         self.progress.status = "failed"
@@ -252,7 +344,10 @@ class PipelineWorkflow:
                                 non_retryable=True)
 
     def final_outcome(self, failure: BaseException | None) -> dict[str, Any]:
-        """The result, or the exception that ends the run in Temporal's terms."""
+        """The result, or the exception that ends the run in Temporal's terms (an item's
+        failure ends it with that failure's category)."""
+        if isinstance(failure, ItemFailed):
+            failure = failure.cause
         document = self.progress.as_dict()
         if self.progress.status == "cancelled":
             if self._cancel_reason is None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from activities.sports.models import Competition, Game, Item, Team, key_of
 from pipeworks.db import Connection
 from pipeworks.merge import TableSpec
-from pipeworks.staging import Verdict
+from pipeworks.staging import Verdict, envelope_items
 from pipeworks.validation import describe
 
 COMPETITIONS = TableSpec(
@@ -57,6 +57,7 @@ class CompetitionStager:
     spec = COMPETITIONS
     scope_per_row = True  # isolating a competition restores its own row too
     label_index: int | None = 1  # the name
+    items_of = staticmethod(envelope_items)  # sports-api.md pages: {"items": [...]}
 
     async def prepare(self, conn: Connection) -> None:
         return None
@@ -85,6 +86,7 @@ class TeamStager:
     spec = TEAMS
     scope_per_row = False
     label_index: int | None = None
+    items_of = staticmethod(envelope_items)
 
     def __init__(self, competition_id: str) -> None:
         self.competition_id = competition_id
@@ -117,6 +119,7 @@ class GameStager:
     spec = GAMES
     scope_per_row = False
     label_index: int | None = None
+    items_of = staticmethod(envelope_items)
 
     def __init__(self, competition_id: str, club_id: str | None) -> None:
         self.competition_id = competition_id

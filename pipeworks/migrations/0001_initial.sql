@@ -1,45 +1,5 @@
--- The contract's tables plus what durable runs need: landing, change log, leases.
-CREATE SCHEMA IF NOT EXISTS sports;
+-- The kernel's tables: runs, dead letters, landing, change log, leases.
 CREATE SCHEMA IF NOT EXISTS pipeline;
-
-CREATE TABLE sports.accounts (
-    id      bigint PRIMARY KEY,
-    kind    text NOT NULL CHECK (kind IN ('club', 'association')),
-    org_id  text NOT NULL,
-    name    text NOT NULL
-);
-
-CREATE TABLE sports.competitions (
-    id        text PRIMARY KEY,
-    name      text NOT NULL,
-    season    text,
-    starts_on date,
-    ends_on   date,
-    status    text
-);
-
-CREATE TABLE sports.teams (
-    id             text PRIMARY KEY,
-    competition_id text NOT NULL,
-    name           text NOT NULL,
-    club_id        text
-);
-CREATE INDEX teams_competition_idx ON sports.teams (competition_id);
-
-CREATE TABLE sports.games (
-    id                text PRIMARY KEY,
-    competition_id    text NOT NULL,
-    round             text,
-    scheduled_at      timestamptz NOT NULL,
-    home_team_id      text NOT NULL,
-    away_team_id      text NOT NULL,
-    venue             text,
-    status            text NOT NULL,
-    home_score        int,
-    away_score        int,
-    source_updated_at timestamptz
-);
-CREATE INDEX games_competition_idx ON sports.games (competition_id);
 
 CREATE TABLE pipeline.runs (
     workflow_id text,
@@ -110,9 +70,9 @@ CREATE TABLE pipeline.changes (
 );
 CREATE INDEX changes_run_scope_idx ON pipeline.changes (run_id, scope);
 
--- At most one run writes an organisation's rows at a time.
-CREATE TABLE pipeline.org_leases (
-    org_key     text PRIMARY KEY,
+-- At most one run writes what a lease key covers at a time (see pipeworks/leases.py).
+CREATE TABLE pipeline.leases (
+    lease_key   text PRIMARY KEY,
     workflow_id text NOT NULL,
     run_id      text NOT NULL,
     acquired_at timestamptz NOT NULL DEFAULT now()
