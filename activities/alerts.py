@@ -22,7 +22,7 @@ class RunAlert:
     run_id: str
     workflow_type: str
     pipeline: str
-    status: str                 # failed | cancelled | completed_with_errors
+    status: str                 # failed | cancelled | completed_with_errors | breaker_open
     rolled_back: bool
     category: str               # transient | permanent | data | system | cancelled
     message: str
@@ -35,7 +35,8 @@ def web_ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str) -> s
 
 def alert_payload(alert: RunAlert, link: str) -> dict[str, Any]:
     what = {"failed": "failed", "cancelled": "was cancelled",
-            "completed_with_errors": "completed with errors"}.get(alert.status, alert.status)
+            "completed_with_errors": "completed with errors",
+            "breaker_open": "opened a circuit breaker"}.get(alert.status, alert.status)
     # The run's message says what was undone ("changes rolled back", "nothing was
     # changed", "rolled back competitions ..."): it is not said twice.
     headline = f"pipeworks: {alert.workflow_type} {alert.workflow_id} {what} ({alert.category})"

@@ -49,12 +49,13 @@ def pipelines(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
         print(json.dumps(listed))
         return
     table = Table(title="pipeworks pipelines")
-    for column in ("pipeline", "workflows", "upstream settings", "commands", "what it does"):
-        table.add_column(column)
+    table.add_column("pipeline", max_width=30)
+    for column in ("workflows", "upstream settings", "commands"):
+        table.add_column(column, no_wrap=True)
     for entry in listed:
-        table.add_row(str(entry["name"]), "\n".join(entry["workflows"]),
-                      "\n".join(entry["upstream_settings"]), str(entry["commands"]),
-                      str(entry["description"]))
+        table.add_row(f"[bold]{entry['name']}[/]\n[dim]{entry['description']}[/]",
+                      "\n".join(entry["workflows"]), "\n".join(entry["upstream_settings"]),
+                      str(entry["commands"]))
     console.print(table)
 
 

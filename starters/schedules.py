@@ -57,7 +57,8 @@ from pipeworks.temporal_client import connect_temporal
 from starters.client import StarterError, search_attributes_registered
 
 schedule_app = typer.Typer(
-    help="Temporal Schedules that start `sync` / `sync-all` runs (e.g. a nightly batch).",
+    help="Temporal Schedules that start what a pipeline's command would start (e.g. a "
+         "nightly batch).",
     no_args_is_help=True)
 console = Console()
 

@@ -232,7 +232,6 @@ class PipelineWorkflow:
         if not (status in ("failed", "cancelled") or self.progress.rolled_back
                 or partly_rolled_back):
             return
-        info = workflow.info()
         if isinstance(failure, ItemFailed):
             failure = failure.cause
         if status == "cancelled":
@@ -240,13 +239,20 @@ class PipelineWorkflow:
         else:
             category = (category_of(failure) if failure is not None
                         else ErrorCategory.PERMANENT).value
+        await self.alert(status, category, self.progress.message or "")
+
+    async def alert(self, status: str, category: str, message: str) -> None:
+        """Posts to the alert webhook (when one is set): a run that ended badly, or a
+        circuit breaker that opened (`status` "breaker_open"). An unreachable webhook
+        does not change the run; its message says so."""
+        info = workflow.info()
         alert = RunAlert(info.workflow_id, info.run_id, info.workflow_type,
                          self.progress.pipeline, status, self.progress.rolled_back,
-                         category, self.progress.message or "")
+                         category, message)
         try:
             await self.shielded(lambda: workflow.execute_activity_method(
                 AlertActivities.send_run_alert, alert, start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=ALERT_RETRY, summary=f"alert: run {status}"))
+                retry_policy=ALERT_RETRY, summary=f"alert: {status.replace('_', ' ')}"))
         except ActivityError as err:
             # The run's outcome stands and its message keeps the cause; an unreachable
             # webhook is the operator's to see in the worker log and this addition.

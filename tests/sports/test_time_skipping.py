@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
+from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -20,6 +21,7 @@ from tests.sports.helpers import (
     failure_of,
     start_sync,
 )
+from tests.sports.test_alerts import Receiver
 from tests.worker import running_worker
 
 
@@ -72,16 +74,29 @@ async def test_run_deadline_during_retry_backoff_fails_and_rolls_back(
 
 
 async def test_an_outage_longer_than_the_retry_budget_pauses_and_resumes(
-    skipping_env: WorkflowEnvironment, skipping_worker: Settings, db: Connection,
+    skipping_env: WorkflowEnvironment, settings: Settings, db: Connection,
     upstream: UpstreamServer,
 ) -> None:
     # 30 failures: more than one fetch activity's whole budget (8 attempts x 3 requests).
     first = upstream.dataset.expected_competitions("A1")[0]["id"]
     upstream.faults.set(path_status={f"/v1/competitions/{first}/games": 503},
                         path_fail_count=30)
-    handle = await start_sync(skipping_env.client, skipping_worker, org_kind="association",
-                              org_id="A1")
-    result = await handle.result()
+    receiver = Receiver()
+    alerting = settings.model_copy(update={"alert_webhook_url": SecretStr(receiver.url)})
+    try:
+        async with running_worker(alerting, skipping_env.client):
+            handle = await start_sync(skipping_env.client, alerting, org_kind="association",
+                                      org_id="A1")
+            result = await handle.result()
+    finally:
+        receiver.close()
+    # The circuit breaker opened once (an alert says so), then closed after one probe.
+    assert result["breakers"]["sports_api"]["opened"] == 1, result
+    assert result["breakers"]["sports_api"]["state"] == "closed", result
+    [alert] = receiver.received
+    assert alert["pipeworks"]["status"] == "breaker_open"
+    assert alert["pipeworks"]["category"] == "transient"
+    assert "circuit sports_api open" in alert["pipeworks"]["message"]
     assert result["status"] == "completed", result
     assert result["errors"]["transient"] >= 30
     await assert_tables_equal(db, expected_association(upstream.dataset, "A1"))

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         competition_streams,
     )
     from activities.sports.stagers import UNDO_ORDER
-    from pipeworks.breaker import BreakerPolicy
+    from pipeworks.breaker import BreakerPolicy, CircuitBreaker
     from pipeworks.errors import ErrorCategory, category_of
     from pipeworks.progress import RunProgress
     from pipeworks.staging import StageOutcome
@@ -200,9 +200,12 @@ class CompetitionsWorkflow(PipelineWorkflow):
                 start_to_close=SYNC_STREAMS_TIMEOUT,
                 heartbeat_timeout=timedelta(seconds=self.options.heartbeat_timeout_seconds))
 
-        async def opened(name: str, _: object) -> None:
-            self.note(f"upstream unavailable for {summary}: circuit open, pausing "
-                      f"(outage budget {self.options.outage_budget_seconds:g}s)")
+        async def opened(name: str, breaker: CircuitBreaker) -> None:
+            message = (f"upstream unavailable for {summary}: circuit {name} open until "
+                       f"{breaker.summary()['open_until']}, no requests meanwhile "
+                       f"(outage budget {self.options.outage_budget_seconds:g}s)")
+            self.note(message)
+            await self.alert("breaker_open", ErrorCategory.TRANSIENT.value, message)
 
         if self.options.outage_budget_seconds <= 0:
             return await attempt()
