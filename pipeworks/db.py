@@ -81,9 +81,13 @@ async def migrate(conn: Connection, sources: list[tuple[str, str]] | None = None
             " PRIMARY KEY (source, version))"
         )
         # Databases from before per-source versions: every row there is the kernel's.
-        await conn.execute(
-            "ALTER TABLE pipeline.schema_migrations"
-            " ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT 'pipeworks'")
+        has_source = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema ="
+            " 'pipeline' AND table_name = 'schema_migrations' AND column_name = 'source')")
+        if not has_source:
+            await conn.execute(
+                "ALTER TABLE pipeline.schema_migrations"
+                " ADD COLUMN source text NOT NULL DEFAULT 'pipeworks'")
         primary_key = await conn.fetchval(
             "SELECT array_length(conkey, 1) FROM pg_constraint"
             " WHERE conrelid = 'pipeline.schema_migrations'::regclass AND contype = 'p'")

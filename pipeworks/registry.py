@@ -170,12 +170,16 @@ def _load_entry_points() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
+    found = []
     for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
         pipeline = point.load()
         if not isinstance(pipeline, Pipeline):
             raise RegistryError(f"entry point {point.name} ({point.value}) is not a Pipeline")
+        found.append(pipeline)
+    # Only a complete load counts: a failed one is tried again, never half-used.
+    for pipeline in found:
         _registered.setdefault(pipeline.name, pipeline)
+    _loaded = True
 
 
 def installed() -> list[Pipeline]:

@@ -127,9 +127,14 @@ async def worker_resources(settings: Settings, temporal: Client | None = None
         resources.activities(settings)  # a pipeline's bad settings stop the worker here
         yield resources
     finally:
-        for close in reversed(pipelines.closers):
-            await close()
-        await pool.close()
+        try:
+            for close in reversed(pipelines.closers):
+                try:
+                    await close()
+                except Exception as err:  # the others and the pool are closed all the same
+                    log.warning("closing a pipeline's resource failed", error=str(err))
+        finally:
+            await pool.close()
 
 
 def build_worker(settings: Settings, resources: WorkerResources, **overrides: Any) -> Worker:

@@ -270,13 +270,13 @@ class PipelineWorkflow:
             raise self.fail_invalid_input(describe_input_error(err)) from None
 
     async def run_saga(
-        self, request: RunInput, work: Coroutine[Any, Any, None], *,
+        self, request: RunInput, work: Callable[[], Coroutine[Any, Any, None]], *,
         undo_runs: Callable[[], Sequence[str]], succeeded: Callable[[], str],
         stats: Callable[[], dict[str, Any]] = dict,
         before_finish: Callable[[], Awaitable[None]] | None = None,
         isolated_cause: Callable[[], BaseException | None] = lambda: None,
     ) -> dict[str, Any]:
-        """A run from start to end: recorded in `pipeline.runs`, `work` under the cancel
+        """A run from start to end: recorded in `pipeline.runs`, `work()` under the cancel
         signal and the deadline, then on failure or cancel the changes logged under
         `undo_runs()` undone (newest first), and in every case the `Stage` search
         attribute, the run record and, when it went badly, an alert. `succeeded` sets
@@ -287,7 +287,7 @@ class PipelineWorkflow:
         failure: BaseException | None = None
         try:
             await self.record_started(request.model_dump(mode="json", exclude_none=True))
-            await self.guard(work, request.deadline_seconds)
+            await self.guard(work(), request.deadline_seconds)
         except (Exception, asyncio.CancelledError) as err:
             failure = err.cause if isinstance(err, ItemFailed) else err
             runs = list(undo_runs())

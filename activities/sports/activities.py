@@ -63,12 +63,17 @@ def stager_for(spec: StreamSpec) -> Stager:
     return GameStager(competition_id, spec.stage_options.get("club_id"))
 
 
+# Stages of one competition are serialised on "sports:<competition id>", as before the
+# pipeline seam, so that workers of both versions exclude each other during an upgrade.
+LOCK_NAMESPACE = "sports"
+
+
 class SportsActivities(StreamActivities):
     def __init__(self, pool: asyncpg.Pool, upstream: UpstreamClient,
                  *, keep_landed_pages: bool = False,
                  metrics: PipelineMetrics | None = None) -> None:
         super().__init__(pool, upstream, metrics=metrics or PipelineMetrics.disabled(PIPELINE),
-                         keep_landed_pages=keep_landed_pages, lock_namespace=PIPELINE)
+                         keep_landed_pages=keep_landed_pages, lock_namespace=LOCK_NAMESPACE)
 
     def stager_for(self, spec: StreamSpec) -> Stager:
         return stager_for(spec)

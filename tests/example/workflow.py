@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -44,8 +45,10 @@ class ExampleSyncWorkflow(PipelineWorkflow):
         request = self.validated(ExampleSyncInput, params)
         stage = self.progress.stage("readings")
         stage.total, stage.status = len(request.stations), "running"
-        work = fan_out(request.stations, request.concurrency, self._station,
-                       stopping=lambda: self.stopping, is_cancellation=self.is_cancellation)
+        def work() -> Coroutine[Any, Any, None]:
+            return fan_out(request.stations, request.concurrency, self._station,
+                           stopping=lambda: self.stopping, is_cancellation=self.is_cancellation)
+
         return await self.run_saga(request, work, undo_runs=lambda: [workflow.info().run_id],
                                    succeeded=self._succeeded)
 

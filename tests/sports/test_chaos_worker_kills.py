@@ -28,7 +28,7 @@ import pytest_asyncio
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sports import PIPELINE
+from activities.sports.activities import LOCK_NAMESPACE
 from devstack.postgres import EmbeddedPostgres
 from devstack.sports.faults import FaultConfig
 from devstack.sports.server import UpstreamServer
@@ -116,7 +116,8 @@ async def kill_before_merge(rng: random.Random, workers: WorkerProcesses, dsn: s
     blocker = await connect(dsn)
     try:
         # The stage activity takes this lock first thing in its transaction.
-        await blocker.execute("SELECT pg_advisory_lock(hashtext($1))", f"{PIPELINE}:{competition}")
+        await blocker.execute("SELECT pg_advisory_lock(hashtext($1))",
+                              f"{LOCK_NAMESPACE}:{competition}")
 
         async def landed_and_waiting() -> str | None:
             """The live worker's stage of this competition, its load landed, waits on the
@@ -130,7 +131,7 @@ async def kill_before_merge(rng: random.Random, workers: WorkerProcesses, dsn: s
                 "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
                 " WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1"
                 " AND l.objid::bigint = (hashtext($1)::bigint & 4294967295)",
-                f"{PIPELINE}:{competition}")
+                f"{LOCK_NAMESPACE}:{competition}")
             if not {r["client_port"] for r in waiting} & worker_ports:
                 return None
             entity: str | None = await db.fetchval(

@@ -62,7 +62,7 @@ class AccountSyncWorkflow(CompetitionsWorkflow):
             request.heartbeat_timeout_seconds, request.outage_budget_seconds,
             request.since_param(), request.on_failure)
         return await self.run_saga(
-            request, self._execute(request),
+            request, lambda: self._execute(request),
             # Changes are only made while holding the lease; before it there is nothing.
             undo_runs=lambda: [self.changes_run_id] if self._lease is not None else [],
             succeeded=self._succeeded, before_finish=self._release_lease,
@@ -169,7 +169,8 @@ class AccountSyncWorkflow(CompetitionsWorkflow):
                 info.run_id, number, len(chunks), org, chunk,
                 {c: self._names[c] for c in chunk if c in self._names},
                 options.concurrency, options.page_size, options.heartbeat_timeout_seconds,
-                options.outage_budget_seconds, options.since, options.on_failure, signals)
+                options.outage_budget_seconds, options.since, options.on_failure, signals,
+                self.breakers_state())
             self.note(f"part {number} of {len(chunks)}: {len(chunk)} competitions")
 
             def start(part: CompetitionsPart = part, number: int = number
@@ -197,6 +198,9 @@ class AccountSyncWorkflow(CompetitionsWorkflow):
         for key, n in delta.totals.items():
             self._merge_totals[key] = self._merge_totals.get(key, 0) + n
         self._isolated.extend(delta.lists.get("isolated", []))
+        carried = delta.latest.get("breakers")
+        if isinstance(carried, dict) and carried and report.get("final"):
+            self.breakers.restore(carried)  # the next part goes on from here
         category = delta.latest.get("isolated_category")
         if self._isolated_cause is None and isinstance(category, str):
             self._isolated_cause = ApplicationError(

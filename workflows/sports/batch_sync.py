@@ -46,7 +46,7 @@ class BatchSyncWorkflow(PipelineWorkflow):
         request = self.validated(BatchSyncInput, params)
         # Finished children are undone newest first; running ones undo themselves.
         return await self.run_saga(
-            request, self._sync_all(request),
+            request, lambda: self._sync_all(request),
             undo_runs=lambda: list(reversed(self._finished_runs)),
             succeeded=self._succeeded, stats=lambda: {"child_runs": self._finished_runs})
 

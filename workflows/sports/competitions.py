@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from pipeworks.staging import StageOutcome
     from pipeworks.streams import StreamSpec, SyncOutcome, SyncRequest
     from workflows.base import PipelineWorkflow
-    from workflows.breaker import BreakerGuard
+    from workflows.breaker import BreakerGaveUp, BreakerGuard
     from workflows.fanout import ItemFailed, fan_out
     from workflows.parts import PartReporter, stage_counts
 
@@ -74,6 +74,9 @@ class CompetitionsPart:
     since: str | None = None
     on_failure: str = "rollback"
     progress_signals: int = 100
+    # The run's circuit breakers as the part before left them: one breaker per upstream
+    # for the whole run, not a fresh one (and a fresh outage budget) per part.
+    breakers: dict[str, Any] = field(default_factory=dict)
 
     def options(self) -> CompetitionOptions:
         return CompetitionOptions(self.concurrency, self.page_size,
@@ -124,6 +127,10 @@ class CompetitionsWorkflow(PipelineWorkflow):
             self._breakers = BreakerGuard(breaker_policy(self.options.outage_budget_seconds),
                                           publish=self._publish_breakers)
         return self._breakers
+
+    def breakers_state(self) -> dict[str, Any]:
+        """The breakers' whole state, to carry into the next part."""
+        return self._breakers.as_dict() if self._breakers is not None else {}
 
     def _publish_breakers(self, snapshot: dict[str, Any]) -> None:
         """The breakers show in `progress` once one has opened: until then the document
@@ -209,8 +216,14 @@ class CompetitionsWorkflow(PipelineWorkflow):
 
         if self.options.outage_budget_seconds <= 0:
             return await attempt()
-        return await self.breakers.call(UPSTREAM, attempt, is_breaker_failure=is_outage,
-                                        on_open=opened)
+        try:
+            # A failure that meets a cancel is the cancel's, not an outage to wait out.
+            return await self.breakers.call(
+                UPSTREAM, attempt, on_open=opened,
+                is_breaker_failure=lambda err: not self.stopping and is_outage(err))
+        except BreakerGaveUp as refused:
+            self.count_failure(refused)  # refused without a request: still a failure
+            raise
 
     async def sync_one_stream(self, spec: StreamSpec, scope: str, summary: str
                               ) -> StageOutcome:
@@ -237,7 +250,8 @@ class CompetitionsWorkflow(PipelineWorkflow):
             "totals": dict(self._merge_totals),
             "lists": {"isolated": list(self._isolated)},
             "latest": {"isolated_category": (category_of(self._isolated_cause).value
-                                             if self._isolated_cause is not None else None)},
+                                             if self._isolated_cause is not None else None),
+                       "breakers": self.breakers_state()},
         }
 
 
@@ -268,6 +282,8 @@ class CompetitionsSyncWorkflow(CompetitionsWorkflow):
     @workflow.run
     async def run(self, part: CompetitionsPart) -> dict[str, Any]:
         self._options = part.options()
+        if part.breakers:
+            self.breakers.restore(part.breakers)
         self._names.update(part.names)
         for name in ("teams", "games"):
             stage = self.progress.stage(name)
