@@ -4,8 +4,8 @@ The transaction also marks the load `staged` with its result, so a retried stage
 activity (worker lost after commit) returns the same result and writes nothing.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Temporal's data converter resolves the
+# annotations of these dataclasses each time it decodes one, and strings cost a compile.
 import json
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field

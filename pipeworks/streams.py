@@ -11,6 +11,8 @@ tally across attempts.
 """
 
 
+# No `from __future__ import annotations` here: Temporal's data converter resolves the
+# annotations of these dataclasses each time it decodes one, and strings cost a compile.
 import asyncio
 import time
 from collections.abc import Callable, Iterator
