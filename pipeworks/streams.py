@@ -215,7 +215,8 @@ class StreamActivities:
 
         def landed_page(page_no: int, resume: str | None) -> None:
             checkpoint.next_page_no, checkpoint.cursor = page_no, resume
-            heartbeater.record(_with_errors(checkpoint, tally))
+            checkpoint.errors = tally.counts
+            heartbeater.record(checkpoint)
 
         async def fetch(spec: StreamSpec) -> tuple[LandedStream, float]:
             started = time.monotonic()
@@ -226,7 +227,6 @@ class StreamActivities:
                     run_id=request.run_id, load_id=load_id(request, spec), entity=spec.entity,
                     scope=request.scope, path=spec.path, params=spec.params, tally=tally,
                     metrics=self._metrics, on_page=landed_page)
-            heartbeater.record(_with_errors(checkpoint, tally))
             return landed, time.monotonic() - started
 
         async with Heartbeater(checkpoint) as heartbeater:
@@ -257,11 +257,6 @@ class StreamActivities:
 
 def load_id(request: SyncRequest, spec: StreamSpec) -> str:
     return f"{request.run_id}/{spec.entity}/{request.scope}"
-
-
-def _with_errors(checkpoint: FetchCheckpoint, tally: ErrorTally) -> FetchCheckpoint:
-    checkpoint.errors = tally.counts
-    return checkpoint
 
 
 __all__ = ["FetchCheckpoint", "LandedStream", "StreamActivities", "StreamSpec", "SyncOutcome",

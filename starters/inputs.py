@@ -8,6 +8,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from pipeworks.inputs import RunInput, describe_input_error
+from pipeworks.settings import Settings
 from starters.client import StarterError
 
 Model = TypeVar("Model", bound=RunInput)
@@ -26,9 +27,6 @@ def validated_input(model: type[Model], values: dict[str, object]) -> Model:
         raise StarterError(f"{model.SOURCES[field]}: {message}") from None
 
 
-def tuned_input(model: type[Model], settings: object, values: dict[str, object]) -> Model:
+def tuned_input(model: type[Model], settings: Settings, values: dict[str, object]) -> Model:
     """`values` plus the tuning the model takes from settings, validated."""
-    from pipeworks.settings import Settings
-
-    assert isinstance(settings, Settings)
     return validated_input(model, {**model.tuning(settings), **values})

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import free_port
-from devstack.temporal import SINGLE_PARTITION, temporal_cli_path
+from devstack.temporal import SINGLE_PARTITION, temporal_cli_path, test_server_path
 from pipeworks import registry
 from pipeworks.db import Connection, connect, migrate
 from pipeworks.settings import Settings
@@ -64,6 +64,15 @@ async def db(postgres: EmbeddedPostgres) -> AsyncIterator[Connection]:
     await conn.execute(f"TRUNCATE {tables}")
     yield conn
     await conn.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server: long timers and retry waits pass in virtual time."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_path())
+    yield env
+    await env.shutdown()
 
 
 def temporal_address(env: WorkflowEnvironment) -> str:

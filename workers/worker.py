@@ -51,33 +51,29 @@ class WorkerResources:
     temporal: Client
     state: WorkerState
     pipelines: PipelineResources
+    # The kernel's activities and those of every pipeline this worker serves.
+    activities: list[Any] = field(default_factory=list)
     # The activities' pipeline, for metrics recorded around them (retries).
     metrics_by_activity: dict[str, PipelineMetrics] = field(default_factory=dict)
-    _activities: list[Any] | None = None
 
-    def activities(self, settings: Settings) -> list[Any]:
-        """The kernel's activities and every registered pipeline's, built once."""
-        if self._activities is not None:
-            return self._activities
-        meter = runtime_of(self.temporal).metric_meter
-        runs = RunActivities(self.pool, self.temporal, undoable=registry.undo_tables(),
-                             meter=meter)
-        webhook = settings.alert_webhook_url
-        alerts = AlertActivities(webhook.get_secret_value() if webhook else None,
-                                 settings.temporal_ui_url,
-                                 settings.temporal_namespace)
-        built: list[Any] = [alerts.send_run_alert,
-            runs.record_run_started, runs.record_run_finished, runs.acquire_lease,
-            runs.release_lease, runs.undo_run_changes, runs.await_workflow]
-        for pipeline in served(settings):
-            metrics = PipelineMetrics(meter, pipeline.name)
-            for activity_function in pipeline.activities(self.pipelines):
-                built.append(activity_function)
-                name = activity_name(activity_function)
-                if name:
-                    self.metrics_by_activity[name] = metrics
-        self._activities = built
-        return built
+
+def build_activities(settings: Settings, resources: WorkerResources) -> None:
+    meter = runtime_of(resources.temporal).metric_meter
+    runs = RunActivities(resources.pool, resources.temporal, undoable=registry.undo_tables(),
+                         meter=meter)
+    webhook = settings.alert_webhook_url
+    alerts = AlertActivities(webhook.get_secret_value() if webhook else None,
+                             settings.temporal_ui_url, settings.temporal_namespace)
+    resources.activities = [
+        alerts.send_run_alert, runs.record_run_started, runs.record_run_finished,
+        runs.acquire_lease, runs.release_lease, runs.undo_run_changes, runs.await_workflow]
+    for pipeline in served(settings):
+        metrics = PipelineMetrics(meter, pipeline.name)
+        for activity_function in pipeline.activities(resources.pipelines):
+            resources.activities.append(activity_function)
+            name = activity_name(activity_function)
+            if name:
+                resources.metrics_by_activity[name] = metrics
 
 
 def activity_name(function: Any) -> str | None:
@@ -124,7 +120,7 @@ async def worker_resources(settings: Settings, temporal: Client | None = None
             log.info("migrations applied", migrations=applied)
         resources = WorkerResources(pool, temporal, WorkerState(task_queue=settings.task_queue),
                                     pipelines)
-        resources.activities(settings)  # a pipeline's bad settings stop the worker here
+        build_activities(settings, resources)  # a pipeline's bad settings stop it here
         yield resources
     finally:
         try:
@@ -141,7 +137,7 @@ def build_worker(settings: Settings, resources: WorkerResources, **overrides: An
     options: dict[str, Any] = {
         "task_queue": settings.task_queue,
         "workflows": workflows(settings),
-        "activities": resources.activities(settings),
+        "activities": resources.activities,
         "interceptors": [ActivityObserver(
             resources.state, resources.metrics_by_activity,
             PipelineMetrics(runtime_of(resources.temporal).metric_meter, KERNEL_METRICS))],

@@ -232,8 +232,6 @@ class PipelineWorkflow:
         if not (status in ("failed", "cancelled") or self.progress.rolled_back
                 or partly_rolled_back):
             return
-        if isinstance(failure, ItemFailed):
-            failure = failure.cause
         if status == "cancelled":
             category = "cancelled"
         else:
@@ -289,6 +287,7 @@ class PipelineWorkflow:
             await self.record_started(request.model_dump(mode="json", exclude_none=True))
             await self.guard(work(), request.deadline_seconds)
         except (Exception, asyncio.CancelledError) as err:
+            # An item's failure ends the run with that failure's category.
             failure = err.cause if isinstance(err, ItemFailed) else err
             runs = list(undo_runs())
             await self.roll_back(err, runs, changed=bool(runs))
@@ -350,10 +349,7 @@ class PipelineWorkflow:
                                 non_retryable=True)
 
     def final_outcome(self, failure: BaseException | None) -> dict[str, Any]:
-        """The result, or the exception that ends the run in Temporal's terms (an item's
-        failure ends it with that failure's category)."""
-        if isinstance(failure, ItemFailed):
-            failure = failure.cause
+        """The result, or the exception that ends the run in Temporal's terms."""
         document = self.progress.as_dict()
         if self.progress.status == "cancelled":
             if self._cancel_reason is None:

@@ -24,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from devstack.temporal import test_server_path
     from pipeworks.breaker import BreakerPolicy, CircuitBreaker
     from pipeworks.errors import ErrorCategory, category_of
     from pipeworks.progress import RunProgress
@@ -228,14 +227,6 @@ async def count(params: CountInput | DataclassInput) -> dict[str, Any]:
     return {"cursor": cursor, "runs": checkpoint.runs, "progress": progress.as_dict(),
             "breakers": sorted(guard.as_dict()),
             "continued": workflow.info().run_id != workflow.info().first_execution_run_id}
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server_path())
-    yield env
-    await env.shutdown()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

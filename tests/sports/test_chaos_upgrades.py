@@ -13,12 +13,10 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import temporalio.workflow
 from pydantic import SecretStr
 from temporalio.client import WorkflowHandle, WorkflowHistory
@@ -27,7 +25,6 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from devstack.sports.faults import FaultConfig
 from devstack.sports.server import UpstreamServer
-from devstack.temporal import test_server_path
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
 from tests.sports.helpers import (
@@ -114,14 +111,6 @@ def save(name: str, workflow_id: str, history: WorkflowHistory) -> None:
         return  # histories of earlier code are what the replay check is for
     path.write_text(json.dumps({"workflow_id": workflow_id,
                                 "history": history.to_json_dict()}, indent=1))
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server_path())
-    yield env
-    await env.shutdown()
 
 
 @pytest.mark.skipif(not RECORDING, reason="records histories only when asked to")

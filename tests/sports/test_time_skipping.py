@@ -11,7 +11,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.sports.server import UpstreamServer
-from devstack.temporal import test_server_path
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
 from tests.sports.helpers import (
@@ -23,14 +22,6 @@ from tests.sports.helpers import (
 )
 from tests.sports.test_alerts import Receiver
 from tests.worker import running_worker
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server_path())
-    yield env
-    await env.shutdown()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
