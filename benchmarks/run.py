@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
+import importlib.util
 import json
 import math
 import os
@@ -60,6 +61,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from benchmarks import history as history_analysis
+from benchmarks import sampling
 from benchmarks.common import (
     checksums,
     end_other_backends,
@@ -94,6 +96,9 @@ PIPELINE_TABLES = ("pipeline.runs", "pipeline.dead_letters", "pipeline.loads",
                    "pipeline.landed_pages", "pipeline.changes", "pipeline.leases")
 # The issue's targets, at 100 competitions x 16 teams x 240 games.
 TARGET_PLAIN_RATIO = 1.3
+TARGET_PLAIN_RATIO_AT_4 = 1.15  # at concurrency 4 and below every contender mostly waits
+TARGET_DLT_RATIO = 0.5
+TARGET_RERUN_RATIO = 0.6
 TARGET_NAIVE_SPEEDUP = 8.0
 TARGET_STAGING_ROWS_PER_S = 100_000
 TARGET_MAX_HISTORY_EVENTS = 10_000
@@ -127,6 +132,14 @@ class Config:
     skip_rerun: bool = False
     skip_plain: bool = False
     rss_reference: Path | None = None    # an earlier report to compare the worker RSS with
+    py_spy: Path | None = None           # py-spy the workers during the runs into this dir
+    processes: int = 1                   # `pipeworks worker --processes N` per worker
+    concurrencies: tuple[int, ...] = ()  # one round per concurrency (default: concurrency)
+    skip_dlt: bool = False
+
+    @property
+    def rounds(self) -> tuple[int, ...]:
+        return self.concurrencies or (self.concurrency,)
 
     @property
     def total_games(self) -> int:
@@ -287,9 +300,10 @@ async def truncate_all(dsn: str) -> None:
         await conn.close()
 
 
-async def wait_for_pollers(client: Client, task_queue: str, worker: asyncio.subprocess.Process
-                           ) -> None:
-    """Until this worker (its identity is `<pid>@<host>`) polls the activity queue."""
+async def wait_for_pollers(client: Client, task_queue: str, worker: asyncio.subprocess.Process,
+                           processes: int = 1) -> None:
+    """Until this worker (its identity is `<pid>@<host>`) polls the activity queue; with
+    `processes` > 1, until each of its worker processes (children) does."""
     request = DescribeTaskQueueRequest(
         namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
         task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
@@ -298,7 +312,12 @@ async def wait_for_pollers(client: Client, task_queue: str, worker: asyncio.subp
         if worker.returncode is not None:
             raise RuntimeError(f"the worker exited with status {worker.returncode}")
         pollers = (await client.workflow_service.describe_task_queue(request)).pollers
-        if any(p.identity.startswith(f"{worker.pid}@") for p in pollers):
+        pids = {worker.pid}
+        if processes > 1:
+            with contextlib.suppress(psutil.Error):
+                pids = {c.pid for c in psutil.Process(worker.pid).children()}
+        polling = {p.identity.split("@")[0] for p in pollers}
+        if len({str(pid) for pid in pids} & polling) >= processes:
             return
         await asyncio.sleep(0.2)
     raise RuntimeError("the worker did not poll its task queue in time")
@@ -395,6 +414,8 @@ class Stack:
         if self.config.worker_slots:
             env["PIPEWORKS_MAX_CONCURRENT_ACTIVITIES"] = str(self.config.worker_slots)
         command = ["-m", "starters.cli", "worker"]
+        if self.config.processes > 1:
+            command += ["--processes", str(self.config.processes)]
         if self.config.profile or self.config.unsandboxed:
             command = ["-m", "benchmarks.bench_worker"]
             if self.config.profile:
@@ -407,8 +428,9 @@ class Stack:
             stdin=subprocess.DEVNULL, stdout=log.open("ab"),
             stderr=subprocess.STDOUT, start_new_session=True)
         self.workers.append(worker)
-        self.sampler.watch(self.worker_name(index), worker.pid)
-        await wait_for_pollers(self.client, self.task_queue, worker)
+        await wait_for_pollers(self.client, self.task_queue, worker, self.config.processes)
+        self.sampler.watch(self.worker_name(index), worker.pid,
+                           descendants=self.config.processes > 1)
 
     async def stop_worker(self) -> None:
         """Stops every worker (SIGTERM: they drain)."""
@@ -478,33 +500,38 @@ async def running_stack(config: Config) -> AsyncIterator[Stack]:
 
 
 async def run_sync(stack: Stack, workflow_id: str, *, org_kind: str = "association",
-                   org_id: str = ORG) -> dict[str, Any]:
+                   org_id: str = ORG, py_spy_name: str | None = None,
+                   concurrency: int | None = None) -> dict[str, Any]:
     config = stack.config
     payload: dict[str, Any] = {
         "org_kind": org_kind, "org_id": org_id,
-        "competition_concurrency": config.concurrency, "page_size": config.page_size}
+        "competition_concurrency": concurrency or config.concurrency,
+        "page_size": config.page_size}
     if config.per_workflow is not None:
         payload["competitions_per_workflow"] = config.per_workflow
     stack.upstream.stats.clear()
     latencies: list[float] = []
     failures: list[str] = []
     stop = asyncio.Event()
-    phase = begin(stack.sampler)
-    started = time.perf_counter()
-    handle = await stack.client.start_workflow(
-        "AccountSyncWorkflow", payload, id=workflow_id, task_queue=stack.task_queue)
-    poller = asyncio.create_task(poll_progress(handle, stop, latencies, failures))
-    try:
-        result = await asyncio.wait_for(handle.result(), timeout=1800)
-    except BaseException:
-        poller.cancel()  # its query may never return if the server is gone
-        raise
-    finally:
-        wall = time.perf_counter() - started
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
-    usage = finish(stack.sampler, phase)
+    spying = (sampling.sampled([w.pid for w in stack.workers], config.py_spy, py_spy_name)
+              if config.py_spy and py_spy_name else contextlib.nullcontext([]))
+    async with spying as spy_files:
+        phase = begin(stack.sampler)
+        started = time.perf_counter()
+        handle = await stack.client.start_workflow(
+            "AccountSyncWorkflow", payload, id=workflow_id, task_queue=stack.task_queue)
+        poller = asyncio.create_task(poll_progress(handle, stop, latencies, failures))
+        try:
+            result = await asyncio.wait_for(handle.result(), timeout=1800)
+        except BaseException:
+            poller.cancel()  # its query may never return if the server is gone
+            raise
+        finally:
+            wall = time.perf_counter() - started
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        usage = finish(stack.sampler, phase)
     if not isinstance(result, dict) or result.get("status") != "completed":
         raise RuntimeError(f"{workflow_id} did not complete: {result}")
     stats = stack.upstream.stats.snapshot(log=False)
@@ -531,6 +558,8 @@ async def run_sync(stack: Stack, workflow_id: str, *, org_kind: str = "associati
         "worker_peak_rss_mb": max((v for v in rss.values() if v is not None), default=None),
         "worker_peak_rss_mb_by_worker": rss,
         "cpu_s": usage["cpu_s"], "cpu_total_s": usage["cpu_total_s"],
+        **({"worker_cpu_by_category_s": sampling.categorised(spy_files),
+            "worker_top_frames_s": sampling.top_frames(spy_files)} if spy_files else {}),
     }
 
 
@@ -608,13 +637,90 @@ def top_functions(path: Path, limit: int = 15) -> list[dict[str, Any]]:
 # -- the benchmark ---------------------------------------------------------------------
 
 
+async def bench_round(stack: Stack, concurrency: int, *, warm_up: bool) -> dict[str, Any]:
+    """At one concurrency: pipeworks, its re-run with nothing changed, then yardstick (a)
+    and dlt, each into emptied tables. The worker runs only while pipeworks does."""
+    config = stack.config
+    dsn = stack.postgres.dsn
+    common = ["--page-size", str(config.page_size)]
+    result: dict[str, Any] = {"concurrency": concurrency}
+    console.print(f"[bold]concurrency {concurrency}[/]")
+    await stack.start_workers()
+    if warm_up:
+        console.print(f"{config.workers} worker(s) up; warm-up sync of club C1-1 ...")
+        await run_sync(stack, f"bench-warmup-{uuid.uuid4().hex[:6]}", org_kind="club",
+                       org_id="C1-1")
+    await truncate_all(dsn)
+
+    console.print(f"[bold]1.[/] pipeworks: AccountSyncWorkflow of {ORG} ...")
+    baseline = await write_snapshot(dsn)
+    first = await run_sync(stack, f"bench-sync-{ORG}-{uuid.uuid4().hex[:6]}",
+                           py_spy_name=f"c{concurrency}-first", concurrency=concurrency)
+    before = await write_snapshot(dsn)
+    # The same counters that must stay put on the re-run see this run's writes.
+    first["sports_tuples_written"] = written_between(baseline, before)["sports_total"]
+    counts, sums = await db_state(dsn)
+    first["rows"] = counts
+    first["rows_total"] = sum(counts.values())
+    first["rows_per_s"] = first["rows_total"] / first["wall_s"]
+    result["pipeworks"] = first
+    result["checksums"] = sums
+    console.print(f"   {first['wall_s']:.2f} s, {counts}")
+
+    if not config.skip_rerun:
+        console.print("[bold]2.[/] pipeworks re-run, nothing changed upstream ...")
+        rerun = await run_sync(stack, f"bench-rerun-{ORG}-{uuid.uuid4().hex[:6]}",
+                               py_spy_name=f"c{concurrency}-rerun", concurrency=concurrency)
+        after = await write_snapshot(dsn, since=before)
+        rerun.update(written_between(before, after))
+        rerun["ended_backends"] = [before["ended_backends"], after["ended_backends"]]
+        result["rerun"] = rerun
+        console.print(f"   {rerun['wall_s']:.2f} s, sports tuples written: "
+                      f"{rerun['sports_total']}, rows with a new xmin: "
+                      f"{rerun['rows_with_new_xmin_total']}")
+    await stack.stop_worker()
+
+    args = ["--concurrency", str(concurrency), *common]
+    if not config.skip_plain:
+        console.print("[bold]3.[/] yardstick (a): asyncio + httpx + asyncpg ...")
+        await truncate_sports_tables(dsn)
+        plain_args = [*args]
+        if config.profile:
+            plain_args += ["--profile", str(config.profile / "yardstick_plain.prof")]
+        plain = await run_yardstick(stack, "benchmarks.yardstick_plain", plain_args,
+                                    "yardstick_plain")
+        plain_counts, plain_sums = await db_state(dsn)
+        plain.update(rows=plain_counts, rows_total=sum(plain_counts.values()),
+                     same_rows_as_pipeworks=plain_counts == counts,
+                     same_checksums_as_pipeworks=plain_sums == sums)
+        plain["rows_per_s"] = plain["rows_total"] / plain["wall_s"]
+        result["yardstick_plain"] = plain
+        console.print(f"   {plain['wall_s']:.2f} s, same rows: "
+                      f"{plain['same_checksums_as_pipeworks']}")
+    if not config.skip_dlt:
+        if importlib.util.find_spec("dlt") is None:
+            console.print("[yellow]dlt is not installed (pip install -e '.[bench]'): "
+                          "skipping yardstick (c)[/]")
+        else:
+            console.print("[bold]3c.[/] yardstick (c): dlt rest_api source, tuned ...")
+            dlt_run = await run_yardstick(stack, "benchmarks.yardstick_dlt", args,
+                                          "yardstick_dlt")
+            dlt_run["same_row_counts_as_pipeworks"] = dlt_run["rows_total"] == first["rows_total"]
+            dlt_run["rows_per_s"] = dlt_run["rows_total"] / dlt_run["wall_s"]
+            result["yardstick_dlt"] = dlt_run
+            console.print(f"   {dlt_run['wall_s']:.2f} s, same row counts: "
+                          f"{dlt_run['same_row_counts_as_pipeworks']}")
+    return result
+
+
 async def bench(config: Config) -> dict[str, Any]:
     report: dict[str, Any] = {
         "benchmark": "pipeworks sports sync vs yardsticks",
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {"competitions": config.competitions, "teams_per_competition": config.teams,
                    "games_per_competition": config.games, "latency_ms": config.latency_ms,
-                   "concurrency": config.concurrency, "page_size": config.page_size,
+                   "concurrency": config.concurrency, "concurrencies": list(config.rounds),
+                   "page_size": config.page_size,
                    "quick": config.quick, "skip_naive": config.skip_naive,
                    "workers": config.workers, "worker_slots": config.worker_slots,
                    "competitions_per_workflow": config.per_workflow,
@@ -639,56 +745,13 @@ async def bench(config: Config) -> dict[str, Any]:
         report["dataset"] = {**dataset.counts(), "generate_s": time.perf_counter() - t}
         console.print(f"dataset: {report['dataset']}")
 
-        await stack.start_workers()
-        console.print(f"{config.workers} worker(s) up; warm-up sync of club C1-1 ...")
-        await run_sync(stack, f"bench-warmup-{uuid.uuid4().hex[:6]}", org_kind="club",
-                       org_id="C1-1")
-        await truncate_all(dsn)
-
-        console.print(f"[bold]1.[/] pipeworks: AccountSyncWorkflow of {ORG} ...")
-        baseline = await write_snapshot(dsn)
-        first = await run_sync(stack, f"bench-sync-{ORG}-{uuid.uuid4().hex[:6]}")
-        before = await write_snapshot(dsn)
-        # The same counters that must stay put on the re-run see this run's writes.
-        first["sports_tuples_written"] = written_between(baseline, before)["sports_total"]
-        counts, sums = await db_state(dsn)
-        first["rows"] = counts
-        first["rows_total"] = sum(counts.values())
-        first["rows_per_s"] = first["rows_total"] / first["wall_s"]
-        report["pipeworks"] = first
+        rounds: list[dict[str, Any]] = []
+        for index, concurrency in enumerate(config.rounds):
+            rounds.append(await bench_round(stack, concurrency, warm_up=index == 0))
+        report["rounds"] = rounds
+        # The top-level keys are those of the last round (the highest concurrency).
+        report.update({k: v for k, v in rounds[-1].items() if k != "concurrency"})
         report["worker_peak_rss_mb_overall"] = overall_worker_rss(stack)
-        console.print(f"   {first['wall_s']:.2f} s, {counts}")
-
-        if not config.skip_rerun:
-            console.print("[bold]2.[/] pipeworks re-run, nothing changed upstream ...")
-            rerun = await run_sync(stack, f"bench-rerun-{ORG}-{uuid.uuid4().hex[:6]}")
-            after = await write_snapshot(dsn, since=before)
-            rerun.update(written_between(before, after))
-            rerun["ended_backends"] = [before["ended_backends"], after["ended_backends"]]
-            report["rerun"] = rerun
-            console.print(f"   {rerun['wall_s']:.2f} s, sports tuples written: "
-                          f"{rerun['sports_total']}, rows with a new xmin: "
-                          f"{rerun['rows_with_new_xmin_total']}")
-            report["worker_peak_rss_mb_overall"] = overall_worker_rss(stack)
-        await stack.stop_worker()
-
-        if not config.skip_plain:
-            console.print("[bold]3.[/] yardstick (a): asyncio + httpx + asyncpg ...")
-            await truncate_sports_tables(dsn)
-            plain_args = ["--concurrency", str(config.concurrency), *common]
-            if config.profile:
-                plain_args += ["--profile", str(config.profile / "yardstick_plain.prof")]
-            plain = await run_yardstick(stack, "benchmarks.yardstick_plain", plain_args,
-                                        "yardstick_plain")
-            plain_counts, plain_sums = await db_state(dsn)
-            plain.update(rows=plain_counts, rows_total=sum(plain_counts.values()),
-                         same_rows_as_pipeworks=plain_counts == counts,
-                         same_checksums_as_pipeworks=plain_sums == sums)
-            plain["rows_per_s"] = plain["rows_total"] / plain["wall_s"]
-            report["yardstick_plain"] = plain
-            console.print(f"   {plain['wall_s']:.2f} s, same rows: "
-                          f"{plain['same_checksums_as_pipeworks']}")
-
         if not config.skip_naive:
             console.print("[bold]4.[/] yardstick (b): sequential, one INSERT per row ...")
             await truncate_sports_tables(dsn)
@@ -696,7 +759,7 @@ async def bench(config: Config) -> dict[str, Any]:
                                         "yardstick_naive")
             naive_counts, naive_sums = await db_state(dsn)
             naive.update(rows_total=sum(naive_counts.values()),
-                         same_checksums_as_pipeworks=naive_sums == sums)
+                         same_checksums_as_pipeworks=naive_sums == rounds[-1]["checksums"])
             naive["rows_per_s"] = naive["rows_total"] / naive["wall_s"]
             report["yardstick_naive"] = naive
             console.print(f"   {naive['wall_s']:.2f} s")
@@ -715,7 +778,8 @@ async def bench(config: Config) -> dict[str, Any]:
             name: top_functions(config.profile / f"{name}.prof")
             for name in ("worker", "yardstick_plain", "staging")
             if (config.profile / f"{name}.prof").exists()}
-    report["latency_floor_s"] = latency_floor(config, report["pipeworks"]["requests"])
+    report["latency_floor_s"] = latency_floor(config, report["pipeworks"]["requests"],
+                                              config.rounds[-1])
     if config.rss_reference is not None:
         report["rss_reference"] = rss_reference(config.rss_reference)
     report["targets"] = targets(config, report)
@@ -757,13 +821,17 @@ async def _server_version(dsn: str) -> str:
         await conn.close()
 
 
-def latency_floor(config: Config, requests: int) -> float:
+def latency_floor(config: Config, requests: int, concurrency: int) -> float:
     """The least wall time the upstream's latency allows at this concurrency: the
     association and its competitions one after the other, then each competition's
     requests in a row, `concurrency` competitions at a time."""
     per_competition = (requests - 2) / config.competitions
-    waves = math.ceil(config.competitions / config.concurrency)
+    waves = math.ceil(config.competitions / concurrency)
     return config.latency_ms / 1000 * (2 + waves * per_competition)
+
+
+def plain_ratio_target(concurrency: int) -> float:
+    return TARGET_PLAIN_RATIO_AT_4 if concurrency <= 4 else TARGET_PLAIN_RATIO
 
 
 def targets(config: Config, report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -772,12 +840,25 @@ def targets(config: Config, report: dict[str, Any]) -> list[dict[str, Any]]:
     pw = report["pipeworks"]
     wall = pw["wall_s"]
     rows: list[dict[str, Any]] = []
-    if "yardstick_plain" in report:
-        plain = report["yardstick_plain"]["wall_s"]
-        rows.append({"target": f"pipeworks within {TARGET_PLAIN_RATIO}x of yardstick (a)"
-                               + note,
-                     "measured": f"{wall / plain:.2f}x",
-                     "met": wall / plain <= TARGET_PLAIN_RATIO})
+    for r in report.get("rounds", []):
+        c = r["concurrency"]
+        first = r["pipeworks"]["wall_s"]
+        if "yardstick_plain" in r:
+            limit = plain_ratio_target(c)
+            ratio = first / r["yardstick_plain"]["wall_s"]
+            rows.append({"target": f"concurrency {c}: pipeworks within {limit}x of "
+                                   "yardstick (a)" + note,
+                         "measured": f"{ratio:.2f}x", "met": ratio <= limit})
+        if "yardstick_dlt" in r:
+            ratio = first / r["yardstick_dlt"]["wall_s"]
+            rows.append({"target": f"concurrency {c}: pipeworks within {TARGET_DLT_RATIO}x "
+                                   "of dlt (c)" + note,
+                         "measured": f"{ratio:.2f}x", "met": ratio <= TARGET_DLT_RATIO})
+        if "rerun" in r:
+            ratio = r["rerun"]["wall_s"] / first
+            rows.append({"target": f"concurrency {c}: a re-run with nothing changed within "
+                                   f"{TARGET_RERUN_RATIO}x of the first sync",
+                         "measured": f"{ratio:.2f}x", "met": ratio <= TARGET_RERUN_RATIO})
     if "yardstick_naive" in report:
         naive = report["yardstick_naive"]["wall_s"]
         rows.append({"target": f"pipeworks at least {TARGET_NAIVE_SPEEDUP:g}x faster than "
@@ -853,34 +934,81 @@ def _f(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _round_rows(table: Table, r: dict[str, Any]) -> None:
+    pw = r["pipeworks"]
+    c = str(r["concurrency"])
+    table.add_row(c, "pipeworks (AccountSyncWorkflow)", _f(pw["wall_s"]), f"{pw['rows_total']:,}",
+                  _f(pw["rows_per_s"], 0), str(pw["requests"]), "1.00",
+                  _f(pw["cpu_total_s"], 1), _f(pw["worker_peak_rss_mb"], 0) + " (worker)")
+    rr = r.get("rerun")
+    if rr:
+        table.add_row(c, "pipeworks re-run (no changes)", _f(rr["wall_s"]),
+                      f"{rr['sports_total']:,} written", "-", str(rr["requests"]),
+                      _f(pw["wall_s"] / rr["wall_s"]), _f(rr["cpu_total_s"], 1),
+                      _f(rr["worker_peak_rss_mb"], 0) + " (worker)")
+    for key, name in (("yardstick_plain", "(a) asyncio+httpx+asyncpg"),
+                      ("yardstick_dlt", "(c) dlt rest_api, tuned")):
+        if key in r:
+            y = r[key]
+            table.add_row(c, name, _f(y["wall_s"]), f"{y['rows_total']:,}",
+                          _f(y["rows_per_s"], 0), str(y["upstream_requests"]),
+                          _f(pw["wall_s"] / y["wall_s"]), _f(y["cpu_total_s"], 1),
+                          _f(y["peak_rss_mb"], 0))
+
+
 def render(report: dict[str, Any]) -> None:
     c = report["config"]
     pw = report["pipeworks"]
     title = (f"{c['competitions']} competitions x {c['teams_per_competition']} teams x "
              f"{c['games_per_competition']} games, {_f(c['latency_ms'], 0)} ms/request, "
-             f"concurrency {c['concurrency']}, page size {c['page_size']}, "
+             f"concurrency {', '.join(map(str, c.get('concurrencies') or [c['concurrency']]))}, "
+             f"page size {c['page_size']}, "
              f"{report['machine']['cpu_count']} CPUs")
     main = Table(title=title, title_justify="left")
-    for col in ("run", "wall s", "rows", "rows/s", "requests", "pipeworks ÷ this",
-                "CPU s (all procs)", "peak RSS MB"):
+    for col in ("concurrency", "run", "wall s", "rows", "rows/s", "requests",
+                "pipeworks ÷ this", "CPU s (all procs)", "peak RSS MB"):
         main.add_column(col, justify="left" if col == "run" else "right")
-    main.add_row("pipeworks (AccountSyncWorkflow)", _f(pw["wall_s"]), f"{pw['rows_total']:,}",
-                 _f(pw["rows_per_s"], 0), str(pw["requests"]), "1.00",
-                 _f(pw["cpu_total_s"], 1), _f(pw["worker_peak_rss_mb"], 0) + " (worker)")
-    rr = report.get("rerun")
-    if rr:
-        main.add_row("pipeworks re-run (no changes)", _f(rr["wall_s"]),
-                     f"{rr['sports_total']:,} written", "-", str(rr["requests"]),
-                     _f(pw["wall_s"] / rr["wall_s"]), _f(rr["cpu_total_s"], 1),
-                     _f(rr["worker_peak_rss_mb"], 0) + " (worker)")
-    for key, name in (("yardstick_plain", "(a) asyncio+httpx+asyncpg"),
-                      ("yardstick_naive", "(b) naive: 1 INSERT per row")):
-        if key in report:
-            y = report[key]
-            main.add_row(name, _f(y["wall_s"]), f"{y['rows_total']:,}", _f(y["rows_per_s"], 0),
-                         str(y["upstream_requests"]), _f(pw["wall_s"] / y["wall_s"]),
-                         _f(y["cpu_total_s"], 1), _f(y["peak_rss_mb"], 0))
+    rounds = report.get("rounds") or [{"concurrency": c["concurrency"], **report}]
+    for r in rounds:
+        _round_rows(main, r)
+        main.add_section()
+    if "yardstick_naive" in report:
+        y = report["yardstick_naive"]
+        main.add_row("1", "(b) naive: 1 INSERT per row", _f(y["wall_s"]),
+                     f"{y['rows_total']:,}", _f(y["rows_per_s"], 0),
+                     str(y["upstream_requests"]), _f(pw["wall_s"] / y["wall_s"]),
+                     _f(y["cpu_total_s"], 1), _f(y["peak_rss_mb"], 0))
     console.print(main)
+    ratios = Table(title="ratios, each from one round (targets: (a) <= 1.15x at "
+                         "concurrency 4, <= 1.3x above; dlt <= 0.5x; re-run <= 0.6x)",
+                   title_justify="left")
+    for col in ("concurrency", "pipeworks ÷ (a)", "pipeworks ÷ dlt (c)", "re-run ÷ first",
+                "dlt ÷ (a)"):
+        ratios.add_column(col, justify="right")
+    for r in rounds:
+        first = r["pipeworks"]["wall_s"]
+        plain = r.get("yardstick_plain", {}).get("wall_s")
+        dlt = r.get("yardstick_dlt", {}).get("wall_s")
+        rerun = r.get("rerun", {}).get("wall_s")
+        ratios.add_row(str(r["concurrency"]), _f(first / plain if plain else None),
+                       _f(first / dlt if dlt else None), _f(rerun / first if rerun else None),
+                       _f(dlt / plain if dlt and plain else None))
+    console.print(ratios)
+    spied = [r for r in rounds if "worker_cpu_by_category_s" in r["pipeworks"]]
+    if spied:
+        cat = Table(title="worker CPU s by category (py-spy samples; first run / re-run)",
+                    title_justify="left")
+        cat.add_column("category")
+        for r in spied:
+            cat.add_column(f"c={r['concurrency']}", justify="right")
+        names = list(dict.fromkeys(
+            name for r in spied for name in r["pipeworks"]["worker_cpu_by_category_s"]))
+        for name in names:
+            cat.add_row(name, *(
+                f"{_f(r['pipeworks']['worker_cpu_by_category_s'].get(name, 0.0))} / "
+                f"{_f(r.get('rerun', {}).get('worker_cpu_by_category_s', {}).get(name))}"
+                for r in spied))
+        console.print(cat)
     floor = report["latency_floor_s"]
     line = (f"latency floor (requests in a row x {_f(c['latency_ms'], 0)} ms): {_f(floor)} s; "
             f"above it: pipeworks {_f(pw['wall_s'] - floor)} s")
@@ -888,9 +1016,11 @@ def render(report: dict[str, Any]) -> None:
         line += f", yardstick (a) {_f(report['yardstick_plain']['wall_s'] - floor)} s"
     console.print(line)
 
+    rr = report.get("rerun")
     q = pw["progress_query_ms"]
     h = pw["history"]
-    details = Table(title="pipeworks run", title_justify="left", show_header=False)
+    details = Table(title=f"pipeworks run (concurrency {rounds[-1]['concurrency']})",
+                    title_justify="left", show_header=False)
     details.add_column()
     details.add_column(justify="right")
     details.add_row("workflow history", f"{h['events']:,} events, {h['bytes']:,} bytes "
@@ -1025,8 +1155,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--games", type=int, help="games per competition")
     parser.add_argument("--latency-ms", type=float, default=20.0,
                         help="upstream delay per request (default 20)")
-    parser.add_argument("--concurrency", type=int, default=4,
-                        help="competitions at once, for pipeworks and yardstick (a)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=None, metavar="N",
+                        help="competitions at once, for pipeworks and the yardsticks; one "
+                             "round per value (default 4 16; --million: 16)")
+    parser.add_argument("--skip-dlt", action="store_true",
+                        help="skip yardstick (c), dlt (also skipped when it is not installed)")
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1,
                         help="pipeworks worker processes on the task queue (default 1)")
@@ -1047,6 +1180,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="cProfile the worker, yardstick (a) and staging alone into DIR "
                              "(slows them down: their timings then do not count)")
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="worker processes of each worker (`pipeworks worker --processes"
+                             " N`, default 1)")
+    parser.add_argument("--py-spy", type=Path, metavar="DIR",
+                        help="sample the worker(s) with py-spy during the runs (raw stacks "
+                             "into DIR); CPU seconds by category in the report")
     parser.add_argument("--unsandboxed", action="store_true",
                         help="experiment: the worker without Temporal's workflow sandbox")
     parser.add_argument("--keep-dir", action="store_true",
@@ -1065,12 +1204,17 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     suffix = "-million" if args.million else "-quick" if args.quick else ""
     out = args.out or RESULTS / f"{stamp}{suffix}.json"
-    config = Config(competitions, teams, games, args.latency_ms, args.concurrency,
+    concurrencies = tuple(sorted(set(args.concurrency or ([16] if args.million else [4, 16]))))
+    if min(concurrencies) < 1:
+        parser.error("--concurrency must be at least 1")
+    config = Config(competitions, teams, games, args.latency_ms, concurrencies[-1],
                     args.page_size, args.skip_naive or args.million, args.quick, out,
                     args.profile, args.keep_dir, args.unsandboxed, workers=args.workers,
                     worker_slots=args.worker_slots, per_workflow=args.competitions_per_workflow,
                     skip_rerun=args.skip_rerun or args.million, skip_plain=args.skip_plain,
-                    rss_reference=args.rss_reference)
+                    rss_reference=args.rss_reference, py_spy=args.py_spy,
+                    processes=args.processes, concurrencies=concurrencies,
+                    skip_dlt=args.skip_dlt)
     return config
 
 

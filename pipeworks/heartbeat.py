@@ -1,8 +1,14 @@
 """Keep an activity's heartbeat alive through long waits and long SQL.
 
-The SDK throttles `activity.heartbeat`, so recording progress after every page
-is cheap; the background ticker covers the stretches in between (a Retry-After
-wait, a big merge) that would otherwise trip the heartbeat timeout.
+Progress is recorded after every page, and a background ticker sends the latest record
+every third of the heartbeat timeout, so the stretches in between (a Retry-After wait,
+a big merge) do not trip it. The SDK throttles `activity.heartbeat` besides.
+
+An activity that is done within `QUIET_START_SECONDS` sends no heartbeat at all: a
+sync of one small competition takes a fraction of a second, and its first heartbeat
+was one more RPC (and history-service write) per activity, for nothing
+(benchmarks/README.md). Cancellation reaches an activity through a heartbeat's answer,
+so a cancel waits for at most that long more.
 """
 
 from __future__ import annotations
@@ -17,14 +23,29 @@ from temporalio import activity
 
 from pipeworks.errors import ErrorCategory
 
+QUIET_START_SECONDS = 1.0
+
 
 class Heartbeater:
-    def __init__(self, details: Any = None) -> None:
+    def __init__(self, details: Any = None, *, quiet_start: float = QUIET_START_SECONDS
+                 ) -> None:
         self._details = details
+        self._quiet_start = quiet_start
         self._task: asyncio.Task[None] | None = None
+        self._beating = False
 
     def record(self, details: Any) -> None:
+        """The latest progress: sent now once heartbeats have begun (the SDK throttles
+        them), else by the ticker when the quiet start is over."""
         self._details = details
+        if self._beating:
+            activity.heartbeat(self._payload())
+
+    def send(self, details: Any) -> None:
+        """Heartbeat `details` now, quiet start or not: what a failing attempt leaves
+        for the next one."""
+        self._details = details
+        self._beating = True
         activity.heartbeat(self._payload())
 
     def _payload(self) -> Any:
@@ -33,14 +54,18 @@ class Heartbeater:
         return self._details
 
     async def _tick(self, interval: float) -> None:
+        await asyncio.sleep(min(self._quiet_start, interval))
         while True:
-            await asyncio.sleep(interval)
+            self._beating = True
             activity.heartbeat(self._payload())
+            await asyncio.sleep(interval)
 
     async def __aenter__(self) -> Heartbeater:
         timeout = activity.info().heartbeat_timeout
         if timeout:
             self._task = asyncio.create_task(self._tick(max(0.2, timeout.total_seconds() / 3)))
+        else:  # no timeout to keep: heartbeats only carry progress and cancellation
+            self._beating = True
         return self
 
     async def __aexit__(

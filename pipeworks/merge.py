@@ -1,8 +1,9 @@
 """Set-based merge of validated rows into a typed table, with a change log.
 
-Every change a merge makes records the row's before-image in `pipeline.changes`
-in the same transaction, so `undo_changes` can put the table back exactly.
-Only a run's first change to a row is recorded: that image is the pre-run state.
+Every change a merge makes is logged in `pipeline.changes` in the same transaction, so
+`undo_changes` can put the table back exactly: an update or delete as one change per
+row with its before-image, the rows a merge inserts as one change listing their keys
+(`row_keys`). A row's first change in a run holds its pre-run state.
 
 A table's key is one column or several (a composite key). The change log names a
 row by `row_key` text: a single key's own text, or for a composite key the text of
@@ -14,11 +15,14 @@ the JSON array of its values, e.g. `[9158, 44, 3]` (`key_sql`).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, time
 from typing import Any
+
+import orjson
 
 from pipeworks.db import Connection
 
@@ -192,8 +196,16 @@ async def merge_rows(
             raise ValueError("deletes are logged under the load's scope: not per row")
         args.extend(delete_args)
     first = len(args) + 1
-    arrays = ", ".join(f"${first + i}::{types[c]}[]" for i, c in enumerate(spec.columns))
-    args.extend(list(column) for column in _columns(rows, len(spec.columns)))
+    as_json = _as_json(spec, types, rows)
+    if as_json is not None:
+        incoming = f"""
+            SELECT {", ".join(f"(r->>{i})::{types[c]} AS {c}" for i, c in enumerate(spec.columns))}
+            FROM jsonb_array_elements(${first}::text::jsonb) AS r"""
+        args.append(as_json)
+    else:
+        arrays = ", ".join(f"${first + i}::{types[c]}[]" for i, c in enumerate(spec.columns))
+        incoming = f"SELECT * FROM unnest({arrays}) AS i({cols})"
+        args.extend(list(column) for column in _columns(rows, len(spec.columns)))
     if spec.compared:
         differs = f" OR {_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('i', spec.compared)}"
         assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.compared)
@@ -203,6 +215,15 @@ async def merge_rows(
     else:  # every column is a key column: a row is there or it is not
         differs = ""
         on_conflict = "DO NOTHING"
+    # Inserts have no before-image: one change holds all their keys (in a scope per row,
+    # each row is its own scope, so each keeps its own change).
+    inserts_logged = f"""
+        , inserts_logged AS (
+            INSERT INTO pipeline.changes (run_id, scope, table_name, row_keys, op)
+            SELECT $1, $2, '{spec.name}', array_agg({key_sql(spec, "c", types)}), 'insert'
+            FROM changed c WHERE c.pipeworks_is_new
+            HAVING count(*) > 0
+        )"""
     deletion = ""
     if deleting:
         first_listed = len(args) + 1
@@ -228,22 +249,26 @@ async def merge_rows(
         )"""
     written = await conn.fetchrow(
         f"""
-        WITH incoming AS (
-            SELECT * FROM unnest({arrays}) AS i({cols})
+        WITH incoming AS ({incoming}
         ), changed AS (
             SELECT i.*, t.{first_key} IS NULL AS pipeworks_is_new,
                    CASE WHEN t.{first_key} IS NULL THEN NULL ELSE to_jsonb(t) END
                        AS pipeworks_before
-            FROM incoming i LEFT JOIN {spec.name} t ON {_same_key(spec, "t", "i")}
+            -- One key lookup per incoming row. LIMIT 1 (a key matches at most one row)
+            -- keeps the planner from hashing the whole table for a plain join, which
+            -- it prefers by its costs and which made a merge cost O(table), not O(rows).
+            FROM incoming i LEFT JOIN LATERAL (
+                SELECT * FROM {spec.name} t WHERE {_same_key(spec, "t", "i")} LIMIT 1
+            ) t ON true
             WHERE t.{first_key} IS NULL{differs}
         ), logged AS (
             INSERT INTO pipeline.changes (run_id, scope, table_name, row_key, op, before)
             SELECT $1, {row_scope}, '{spec.name}', {key_sql(spec, "c", types)},
                    CASE WHEN c.pipeworks_is_new THEN 'insert' ELSE 'update' END,
                    c.pipeworks_before
-            FROM changed c
+            FROM changed c{"" if scope_per_row else " WHERE NOT c.pipeworks_is_new"}
             ON CONFLICT (run_id, table_name, row_key) DO NOTHING
-        ), written AS (
+        ){"" if scope_per_row else inserts_logged}, written AS (
             INSERT INTO {spec.name} AS t ({cols}) SELECT {cols} FROM changed
             ON CONFLICT ({keys}) {on_conflict}
             RETURNING (xmax = 0) AS inserted
@@ -259,6 +284,36 @@ async def merge_rows(
                          deleted=written["deleted"])
     counts.unchanged = len(rows) - counts.inserted - counts.updated
     return counts
+
+
+# Column types whose values go to Postgres as JSON text exactly as asyncpg would send
+# them: orjson writes strings, integers, booleans, dates, aware (and, as UTC, naive)
+# timestamps and uuids, and the shortest text that reads back as the same float.
+_JSON_TYPES = frozenset({"text", "integer", "bigint", "smallint", "boolean", "date", _TIMESTAMPTZ,
+                         "uuid", "double precision"})
+_JSON_TYPE_PREFIXES = ("character varying",)
+
+
+def _as_json(spec: TableSpec, types: dict[str, str], rows: Sequence[tuple[Any, ...]]
+             ) -> str | None:
+    """The rows as one JSON array of arrays, or None when they must go as typed arrays.
+
+    One JSON text costs the worker a fifth of what typed arrays cost to encode (asyncpg
+    checks each non-string element against the ABCs), and Postgres reads it in C
+    (benchmarks/README.md). Other column types, a non-finite float (which JSON cannot
+    hold) or a value orjson refuses (an integer beyond 64 bits, a lone surrogate) take
+    the arrays."""
+    column_types = [types[c] for c in spec.columns]
+    if not all(t in _JSON_TYPES or t.startswith(_JSON_TYPE_PREFIXES) for t in column_types):
+        return None
+    floats = [i for i, t in enumerate(column_types) if t == "double precision"]
+    for i in floats:
+        if not all(v is None or math.isfinite(v) for v in (row[i] for row in rows)):
+            return None
+    try:
+        return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
+    except orjson.JSONEncodeError:
+        return None
 
 
 def _composite_keys(spec: TableSpec, keys: Collection[Any]) -> list[tuple[Any, ...]]:
@@ -282,21 +337,33 @@ async def undo_changes(
 ) -> dict[str, int]:
     """Put every row the run (or one scope of it) changed back to its before-image.
     `specs` in the order to undo (the reverse of the order they were written).
-    Idempotent: restored changes are marked and not applied twice."""
+    Idempotent: restored changes are marked and not applied twice.
+
+    A row's first change in the run holds its pre-run state: the run inserted it (an
+    insert change, or one key of an insert change's `row_keys`: delete it) or it had a
+    before-image (put it back). Later changes of the same row are ignored."""
     restored: dict[str, int] = {}
     scope_filter = "" if scope is None else " AND c.scope = $2"
     args: list[Any] = [run_id] if scope is None else [run_id, scope]
-    pending = (f"c.run_id = $1{scope_filter} AND c.compensated_at IS NULL")
     for spec in specs:
         types = await column_types(conn, spec)
         logged_key = " AND ".join(
             f"t.{k} = {_key_part_sql(spec, types, i)}" for i, k in enumerate(spec.keys))
+        first_changes = f"""
+            WITH logged AS (
+                SELECT c.id, c.scope, c.op, c.before, c.compensated_at,
+                       coalesce(c.row_key, k.row_key) AS row_key
+                FROM pipeline.changes c
+                LEFT JOIN LATERAL unnest(c.row_keys) AS k(row_key) ON true
+                WHERE c.run_id = $1 AND c.table_name = '{spec.name}'
+            ), c AS (
+                SELECT DISTINCT ON (row_key) * FROM logged ORDER BY row_key, id
+            )"""
+        pending = f"c.compensated_at IS NULL{scope_filter}"
         removed = await conn.fetchval(
-            f"""
-            WITH removed AS (
-                DELETE FROM {spec.name} t USING pipeline.changes c
-                WHERE {pending} AND c.table_name = '{spec.name}' AND c.op = 'insert'
-                  AND {logged_key}
+            f"""{first_changes}, removed AS (
+                DELETE FROM {spec.name} t USING c
+                WHERE {pending} AND c.op = 'insert' AND {logged_key}
                 RETURNING 1
             ) SELECT count(*) FROM removed
             """, *args)
@@ -304,16 +371,16 @@ async def undo_changes(
         assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in all_cols if c not in spec.keys)
         on_conflict = f"DO UPDATE SET {assignments}" if assignments else "DO NOTHING"
         put_back = await conn.execute(
-            f"""
+            f"""{first_changes}
             INSERT INTO {spec.name}
             SELECT (jsonb_populate_record(NULL::{spec.name}, c.before)).*
-            FROM pipeline.changes c
-            WHERE {pending} AND c.table_name = '{spec.name}' AND c.op IN ('update', 'delete')
+            FROM c WHERE {pending} AND c.op IN ('update', 'delete')
             ON CONFLICT ({", ".join(spec.keys)}) {on_conflict}
             """, *args)
         restored[spec.name] = int(removed) + int(put_back.split()[-1])
     await conn.execute(
-        f"UPDATE pipeline.changes c SET compensated_at = now() WHERE {pending}", *args)
+        "UPDATE pipeline.changes c SET compensated_at = now()"
+        f" WHERE c.run_id = $1{scope_filter} AND c.compensated_at IS NULL", *args)
     return restored
 
 

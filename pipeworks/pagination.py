@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from pipeworks import json_text
 from pipeworks.errors import (
     DataError,
     ErrorCategory,
@@ -130,7 +131,7 @@ def _json_array_page(response: httpx.Response) -> tuple[bytes, int]:
     if response.status_code == 404:  # only the accepted "no results" kind gets here
         # Landed as an empty array so every landed body of the stream has one shape.
         return EMPTY_ARRAY, 0
-    payload = json.loads(response.content)
+    payload = json_text.loads(response.content)
     if not isinstance(payload, list):
         raise ValueError("body is not a JSON array")
     return response.content, len(payload)

@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
     max_concurrent_activities: int = Field(default=16, ge=1)
     db_pool_size: int = Field(default=8, ge=1, le=200)
+    # `pipeworks worker` runs this many worker processes (workers/supervisor.py).
+    worker_processes: int = Field(default=1, ge=1, le=64)
     keep_landed_pages: bool = False
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -11,6 +11,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from pipeworks import json_text
 from pipeworks.db import Connection
 from pipeworks.errors import PermanentError, SystemFailure
 from pipeworks.landing import landed_load, mark_staged
@@ -19,7 +20,7 @@ from pipeworks.merge import MergeCounts, TableSpec, key_text, merge_rows
 
 def envelope_items(body: bytes) -> list[Any]:
     """The items of a page body that wraps them: `{"items": [...], ...}`."""
-    items = json.loads(body)["items"]
+    items = json_text.loads(body)["items"]
     if not isinstance(items, list):
         raise ValueError(f"a page's items are a JSON array, not {type(items).__name__}")
     return items
@@ -27,7 +28,7 @@ def envelope_items(body: bytes) -> list[Any]:
 
 def array_items(body: bytes) -> list[Any]:
     """The items of a page body that is a bare JSON array: `[...]`."""
-    items = json.loads(body)
+    items = json_text.loads(body)
     if not isinstance(items, list):
         raise ValueError(f"a page body is a JSON array here, not {type(items).__name__}")
     return items

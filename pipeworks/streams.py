@@ -105,7 +105,7 @@ def failures_recorded(tally: ErrorTally, checkpoint: FetchCheckpoint,
             tally.add(err.category)
         checkpoint.errors = tally.counts
         checkpoint.failed_attempts += 1
-        heartbeater.record(checkpoint)
+        heartbeater.send(checkpoint)
         raise as_application_error(err, tally.counts) from None
 
 

@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BeforeValidator,
     Field,
     StrictInt,
     StrictStr,
+    StringConstraints,
     ValidationError,
 )
 
@@ -24,35 +24,26 @@ def require_string(value: Any) -> Any:
     return value
 
 
-def storable_moment(value: datetime) -> datetime:
-    """Postgres keeps timestamptz in UTC: a moment that has none (year 1 at +14:00)
-    must dead-letter its item, not fail the whole load."""
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("out of the representable range") from None
-    return value
+# Checked inside pydantic-core (patterns, bounds), not by Python functions: a page of
+# items validates twice as fast without a Python call per value. `describe` words the
+# pattern errors for people.
+NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold NUL: rejected, not truncated
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"  # and something besides white space
+_PATTERN_MESSAGES = {
+    NO_NUL: "contains a NUL character",
+    NOT_BLANK: "must not be empty or blank, nor contain a NUL character",
+}
+# Postgres keeps timestamptz in UTC: a moment that has none (year 1 at +14:00) must
+# dead-letter its item, not fail the whole load.
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
-
-def no_nul(value: str) -> str:
-    # Postgres text cannot hold NUL; such a value is rejected, not truncated.
-    if "\x00" in value:
-        raise ValueError("contains a NUL character")
-    return value
-
-
-def not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value
-
-
-Text = Annotated[StrictStr, AfterValidator(no_nul)]
+Text = Annotated[StrictStr, StringConstraints(pattern=NO_NUL)]
 # Postgres `int`: a larger number must dead-letter its item, not fail the whole page.
 Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
-Key = Annotated[StrictStr, AfterValidator(no_nul), AfterValidator(not_blank)]
+Key = Annotated[StrictStr, StringConstraints(pattern=NOT_BLANK)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(require_string),
-                      AfterValidator(storable_moment)]
+                      Field(ge=EARLIEST, le=LATEST)]
 Day = Annotated[date, BeforeValidator(require_string)]
 
 
@@ -61,5 +52,9 @@ def describe(err: ValidationError, whole: str = "item") -> str:
     parts = []
     for problem in err.errors(include_url=False):
         where = ".".join(str(p) for p in problem["loc"]) or whole
-        parts.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "string_pattern_mismatch":
+            pattern = str(problem.get("ctx", {}).get("pattern"))
+            message = _PATTERN_MESSAGES.get(pattern, message)
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)

@@ -105,11 +105,23 @@ def cancel(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    processes: Annotated[int | None, typer.Option(
+        min=1, max=64, help="worker processes on this machine, each a whole worker on the"
+                            " same task queue (default PIPEWORKS_WORKER_PROCESSES, 1)")] = None,
+) -> None:
     """Run a worker against the configured Temporal and Postgres."""
+    from workers.supervisor import supervise
     from workers.worker import run_worker
 
-    run(run_worker(settings()))
+    config = settings()
+    count = processes if processes is not None else config.worker_processes
+    if count > 1:
+        status = run(supervise(config, count))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    run(run_worker(config))
     # Drained and closed: nothing is left to finalize. Interpreter finalization
     # with the SDK's Rust runtime threads still alive can abort the process
     # (PyGILState_Release), which would turn a clean drain into exit status 134.

@@ -84,7 +84,7 @@ async def merge(conn: Connection, spec: TableSpec, rows: Sequence[tuple[Any, ...
 async def changes(conn: Connection, run: str) -> dict[str, tuple[str, str, Any]]:
     """row_key -> (scope, op, before) of a run's change log."""
     return {r["row_key"]: (r["scope"], r["op"], r["before"]) for r in await conn.fetch(
-        "SELECT row_key, scope, op, before FROM pipeline.changes WHERE run_id = $1", run)}
+        "SELECT row_key, scope, op, before FROM pipeline.changed_rows WHERE run_id = $1", run)}
 
 
 async def laps(conn: Connection) -> dict[tuple[int, int, int], tuple[Any, ...]]:
@@ -220,6 +220,44 @@ async def test_undo_of_a_run_and_of_one_scope_restores_exactly(conn: Connection)
     assert await conn.fetchval(LAPS_CHECKSUM) == before
 
 
+async def test_a_rows_first_change_in_the_run_decides_its_undo(conn: Connection) -> None:
+    """Inserts are logged as key arrays, updates and deletes one row each: whatever the
+    mix, undo goes back to each row's state before the run (its first change)."""
+    await conn.execute("DELETE FROM kernel_test.items")
+    await merge(conn, ITEMS, [("b", "g1", "b0"), ("c", "g1", "c0")], run_id())
+    before = await conn.fetch("SELECT * FROM kernel_test.items ORDER BY id")
+    run = run_id()
+
+    async def load(rows: list[tuple[str, str, str]], scope: str) -> MergeCounts:
+        return await merge(conn, ITEMS, rows, run, scope=scope,
+                           delete_where="t.grp = $3", delete_args=("g1",),
+                           listed_keys={r[0] for r in rows})
+
+    # a: inserted, then updated, then updated in another scope; b: deleted (not
+    # listed), then inserted again; c: updated twice; d: inserted in scope 2 only.
+    assert (await load([("a", "g1", "a1"), ("c", "g1", "c1")], "1")).as_dict() == {
+        "inserted": 1, "updated": 1, "unchanged": 0, "deleted": 1}
+    await load([("a", "g1", "a2"), ("b", "g1", "b1"), ("c", "g1", "c2")], "1")
+    await merge(conn, ITEMS, [("a", "g1", "a3"), ("d", "g1", "d1")], run, scope="2")
+    inserts = await conn.fetch(
+        "SELECT scope, row_keys FROM pipeline.changes WHERE run_id = $1 AND row_keys IS NOT"
+        " NULL ORDER BY id", run)
+    assert [(r["scope"], r["row_keys"]) for r in inserts] == [
+        ("1", ["a"]), ("1", ["b"]), ("2", ["d"])]
+
+    # Scope 2 alone: d goes; a was first changed in scope 1, so it stays as it is.
+    async with conn.transaction():
+        await undo_changes(conn, [ITEMS], run_id=run, scope="2")
+    rows = {r["id"]: r["name"] for r in await conn.fetch("SELECT * FROM kernel_test.items")}
+    assert rows == {"a": "a3", "b": "b1", "c": "c2"}
+    async with conn.transaction():
+        await undo_changes(conn, [ITEMS], run_id=run, scope=None)
+    assert await conn.fetch("SELECT * FROM kernel_test.items ORDER BY id") == before
+    assert await conn.fetchval(
+        "SELECT count(*) FROM pipeline.changed_rows WHERE run_id = $1"
+        " AND compensated_at IS NULL", run) == 0
+
+
 async def _session_checksum_of(rows: list[tuple[Any, ...]], conn: Connection,
                                session: int) -> str:
     """The checksum a session's laps have now, computed before the run from `base`: taken
@@ -293,8 +331,11 @@ async def test_a_timestamptz_key_part_names_a_row_whatever_the_session_zone(
     await conn.execute("SET TimeZone = 'America/Sao_Paulo'")
     counts = await merge(conn, READINGS, [("s1", at, 2)], run)
     assert counts.updated == 1
-    # One row, one entry: the first change's (an insert), under one key text.
-    assert await changes(conn, run) == {'["s1", "2024-06-01T12:30:00"]': ("all", "insert", None)}
+    # One row, under one key text in both changes: the first (an insert) decides undo.
+    logged = await conn.fetch("SELECT row_key, op FROM pipeline.changed_rows"
+                              " WHERE run_id = $1 ORDER BY id", run)
+    assert [tuple(r) for r in logged] == [('["s1", "2024-06-01T12:30:00"]', "insert"),
+                                          ('["s1", "2024-06-01T12:30:00"]', "update")]
     async with conn.transaction():
         assert await undo_changes(conn, [READINGS], run_id=run, scope=None) == {
             "kernel_test.readings": 1}

@@ -156,7 +156,7 @@ async def assert_run_left_nothing(db: Connection, handle: WorkflowHandle[Any, An
     changes = await db.fetchrow(
         "SELECT count(*) FILTER (WHERE compensated_at IS NULL) AS pending,"
         " count(*) FILTER (WHERE compensated_at IS NOT NULL) AS undone"
-        " FROM pipeline.changes WHERE run_id = $1 AND ($2::text IS NULL OR scope = $2)",
+        " FROM pipeline.changed_rows WHERE run_id = $1 AND ($2::text IS NULL OR scope = $2)",
         run_id, scope)
     assert changes["pending"] == 0
     chaos_tally(fault).changes_undone += changes["undone"]

@@ -222,7 +222,7 @@ async def test_a_worker_killed_four_times_in_one_run_leaves_exact_data(
     assert {r["status"] for r in loads} == {"staged"}, context
     assert len(loads) == 1 + 2 * len(competitions)
     assert await db.fetchval("SELECT count(*) FROM pipeline.landed_pages") == 0
-    changes = await db.fetch("SELECT table_name, op, count(*) AS n FROM pipeline.changes"
+    changes = await db.fetch("SELECT table_name, op, count(*) AS n FROM pipeline.changed_rows"
                              " GROUP BY table_name, op")
     assert {(r["table_name"], r["op"]): r["n"] for r in changes} == {
         (table, "insert"): len(rows) for table, rows in expected.items()}, context
