@@ -133,7 +133,7 @@ class Config:
     skip_plain: bool = False
     rss_reference: Path | None = None    # an earlier report to compare the worker RSS with
     py_spy: Path | None = None           # py-spy the workers during the runs into this dir
-    processes: int = 1                   # `pipeworks worker --processes N` per worker
+    processes: tuple[int, ...] = (1,)    # `pipeworks worker --processes N`: one run each
     concurrencies: tuple[int, ...] = ()  # one round per concurrency (default: concurrency)
     skip_dlt: bool = False
 
@@ -394,11 +394,11 @@ class Stack:
         """The sampler's name of the index-th worker: `worker`, `worker 2`, ..."""
         return "worker" if index == 0 else f"worker {index + 1}"
 
-    async def start_workers(self, count: int | None = None) -> None:
+    async def start_workers(self, count: int | None = None, processes: int = 1) -> None:
         for _ in range(count or self.config.workers):
-            await self.start_worker()
+            await self.start_worker(processes)
 
-    async def start_worker(self) -> None:
+    async def start_worker(self, processes: int = 1) -> None:
         index = len(self.workers)
         target = self.client.service_client.config.target_host
         env = {**os.environ,
@@ -414,8 +414,8 @@ class Stack:
         if self.config.worker_slots:
             env["PIPEWORKS_MAX_CONCURRENT_ACTIVITIES"] = str(self.config.worker_slots)
         command = ["-m", "starters.cli", "worker"]
-        if self.config.processes > 1:
-            command += ["--processes", str(self.config.processes)]
+        if processes > 1:
+            command += ["--processes", str(processes)]
         if self.config.profile or self.config.unsandboxed:
             command = ["-m", "benchmarks.bench_worker"]
             if self.config.profile:
@@ -428,9 +428,8 @@ class Stack:
             stdin=subprocess.DEVNULL, stdout=log.open("ab"),
             stderr=subprocess.STDOUT, start_new_session=True)
         self.workers.append(worker)
-        await wait_for_pollers(self.client, self.task_queue, worker, self.config.processes)
-        self.sampler.watch(self.worker_name(index), worker.pid,
-                           descendants=self.config.processes > 1)
+        await wait_for_pollers(self.client, self.task_queue, worker, processes)
+        self.sampler.watch(self.worker_name(index), worker.pid, descendants=processes > 1)
 
     async def stop_worker(self) -> None:
         """Stops every worker (SIGTERM: they drain)."""
@@ -637,48 +636,64 @@ def top_functions(path: Path, limit: int = 15) -> list[dict[str, Any]]:
 # -- the benchmark ---------------------------------------------------------------------
 
 
-async def bench_round(stack: Stack, concurrency: int, *, warm_up: bool) -> dict[str, Any]:
-    """At one concurrency: pipeworks, its re-run with nothing changed, then yardstick (a)
-    and dlt, each into emptied tables. The worker runs only while pipeworks does."""
+async def pipeworks_runs(stack: Stack, concurrency: int, processes: int) -> dict[str, Any]:
+    """A first sync and its re-run on a worker with `processes` processes, warmed up by
+    a club sync first (each process is a fresh interpreter)."""
     config = stack.config
     dsn = stack.postgres.dsn
-    common = ["--page-size", str(config.page_size)]
-    result: dict[str, Any] = {"concurrency": concurrency}
-    console.print(f"[bold]concurrency {concurrency}[/]")
-    await stack.start_workers()
-    if warm_up:
-        console.print(f"{config.workers} worker(s) up; warm-up sync of club C1-1 ...")
+    label = f"{processes} worker process{'es' if processes > 1 else ''}"
+    await stack.start_workers(processes=processes)
+    console.print(f"{label} up; warm-up sync of club C1-1 ...")
+    for _ in range(processes):
         await run_sync(stack, f"bench-warmup-{uuid.uuid4().hex[:6]}", org_kind="club",
-                       org_id="C1-1")
+                       org_id="C1-1", concurrency=concurrency)
     await truncate_all(dsn)
-
-    console.print(f"[bold]1.[/] pipeworks: AccountSyncWorkflow of {ORG} ...")
+    runs: dict[str, Any] = {}
+    console.print(f"[bold]1.[/] pipeworks ({label}): AccountSyncWorkflow of {ORG} ...")
     baseline = await write_snapshot(dsn)
     first = await run_sync(stack, f"bench-sync-{ORG}-{uuid.uuid4().hex[:6]}",
-                           py_spy_name=f"c{concurrency}-first", concurrency=concurrency)
+                           py_spy_name=f"c{concurrency}-p{processes}-first",
+                           concurrency=concurrency)
     before = await write_snapshot(dsn)
     # The same counters that must stay put on the re-run see this run's writes.
     first["sports_tuples_written"] = written_between(baseline, before)["sports_total"]
     counts, sums = await db_state(dsn)
-    first["rows"] = counts
-    first["rows_total"] = sum(counts.values())
+    first.update(rows=counts, rows_total=sum(counts.values()), processes=processes)
     first["rows_per_s"] = first["rows_total"] / first["wall_s"]
-    result["pipeworks"] = first
-    result["checksums"] = sums
+    runs.update(pipeworks=first, counts=counts, checksums=sums)
     console.print(f"   {first['wall_s']:.2f} s, {counts}")
-
     if not config.skip_rerun:
-        console.print("[bold]2.[/] pipeworks re-run, nothing changed upstream ...")
+        console.print(f"[bold]2.[/] pipeworks re-run ({label}), nothing changed upstream ...")
         rerun = await run_sync(stack, f"bench-rerun-{ORG}-{uuid.uuid4().hex[:6]}",
-                               py_spy_name=f"c{concurrency}-rerun", concurrency=concurrency)
+                               py_spy_name=f"c{concurrency}-p{processes}-rerun",
+                               concurrency=concurrency)
         after = await write_snapshot(dsn, since=before)
         rerun.update(written_between(before, after))
         rerun["ended_backends"] = [before["ended_backends"], after["ended_backends"]]
-        result["rerun"] = rerun
+        runs["rerun"] = rerun
         console.print(f"   {rerun['wall_s']:.2f} s, sports tuples written: "
                       f"{rerun['sports_total']}, rows with a new xmin: "
                       f"{rerun['rows_with_new_xmin_total']}")
     await stack.stop_worker()
+    return runs
+
+
+async def bench_round(stack: Stack, concurrency: int) -> dict[str, Any]:
+    """At one concurrency: pipeworks and its re-run with nothing changed (for each
+    number of worker processes), then yardstick (a) and dlt, each into emptied tables.
+    The worker runs only while pipeworks does."""
+    config = stack.config
+    dsn = stack.postgres.dsn
+    common = ["--page-size", str(config.page_size)]
+    result: dict[str, Any] = {"concurrency": concurrency, "by_processes": {}}
+    console.print(f"[bold]concurrency {concurrency}[/]")
+    counts: dict[str, int] = {}
+    for processes in sorted(config.processes):
+        runs = await pipeworks_runs(stack, concurrency, processes)
+        result["by_processes"][str(processes)] = runs
+        counts, result["checksums"] = runs.pop("counts"), runs.pop("checksums")
+    # The round's pipeworks is the one with the most worker processes.
+    result.update(result["by_processes"][str(max(config.processes))])
 
     args = ["--concurrency", str(concurrency), *common]
     if not config.skip_plain:
@@ -692,7 +707,7 @@ async def bench_round(stack: Stack, concurrency: int, *, warm_up: bool) -> dict[
         plain_counts, plain_sums = await db_state(dsn)
         plain.update(rows=plain_counts, rows_total=sum(plain_counts.values()),
                      same_rows_as_pipeworks=plain_counts == counts,
-                     same_checksums_as_pipeworks=plain_sums == sums)
+                     same_checksums_as_pipeworks=plain_sums == result["checksums"])
         plain["rows_per_s"] = plain["rows_total"] / plain["wall_s"]
         result["yardstick_plain"] = plain
         console.print(f"   {plain['wall_s']:.2f} s, same rows: "
@@ -705,7 +720,8 @@ async def bench_round(stack: Stack, concurrency: int, *, warm_up: bool) -> dict[
             console.print("[bold]3c.[/] yardstick (c): dlt rest_api source, tuned ...")
             dlt_run = await run_yardstick(stack, "benchmarks.yardstick_dlt", args,
                                           "yardstick_dlt")
-            dlt_run["same_row_counts_as_pipeworks"] = dlt_run["rows_total"] == first["rows_total"]
+            dlt_run["same_row_counts_as_pipeworks"] = (
+                dlt_run["rows_total"] == result["pipeworks"]["rows_total"])
             dlt_run["rows_per_s"] = dlt_run["rows_total"] / dlt_run["wall_s"]
             result["yardstick_dlt"] = dlt_run
             console.print(f"   {dlt_run['wall_s']:.2f} s, same row counts: "
@@ -746,8 +762,8 @@ async def bench(config: Config) -> dict[str, Any]:
         console.print(f"dataset: {report['dataset']}")
 
         rounds: list[dict[str, Any]] = []
-        for index, concurrency in enumerate(config.rounds):
-            rounds.append(await bench_round(stack, concurrency, warm_up=index == 0))
+        for concurrency in config.rounds:
+            rounds.append(await bench_round(stack, concurrency))
         report["rounds"] = rounds
         # The top-level keys are those of the last round (the highest concurrency).
         report.update({k: v for k, v in rounds[-1].items() if k != "concurrency"})
@@ -937,15 +953,19 @@ def _f(value: float | None, digits: int = 2) -> str:
 def _round_rows(table: Table, r: dict[str, Any]) -> None:
     pw = r["pipeworks"]
     c = str(r["concurrency"])
-    table.add_row(c, "pipeworks (AccountSyncWorkflow)", _f(pw["wall_s"]), f"{pw['rows_total']:,}",
-                  _f(pw["rows_per_s"], 0), str(pw["requests"]), "1.00",
-                  _f(pw["cpu_total_s"], 1), _f(pw["worker_peak_rss_mb"], 0) + " (worker)")
-    rr = r.get("rerun")
-    if rr:
-        table.add_row(c, "pipeworks re-run (no changes)", _f(rr["wall_s"]),
-                      f"{rr['sports_total']:,} written", "-", str(rr["requests"]),
-                      _f(pw["wall_s"] / rr["wall_s"]), _f(rr["cpu_total_s"], 1),
-                      _f(rr["worker_peak_rss_mb"], 0) + " (worker)")
+    by_processes = r.get("by_processes") or {str(pw.get("processes", 1)): r}
+    for processes, runs in sorted(by_processes.items(), key=lambda kv: int(kv[0])):
+        first, rr = runs["pipeworks"], runs.get("rerun")
+        label = f"{processes} process{'es' if processes != '1' else ''}"
+        table.add_row(c, f"pipeworks, {label}", _f(first["wall_s"]),
+                      f"{first['rows_total']:,}", _f(first["rows_per_s"], 0),
+                      str(first["requests"]), _f(pw["wall_s"] / first["wall_s"]),
+                      _f(first["cpu_total_s"], 1), _f(first["worker_peak_rss_mb"], 0))
+        if rr:
+            table.add_row(c, f"  re-run, no changes ({label})", _f(rr["wall_s"]),
+                          f"{rr['sports_total']:,} written", "-", str(rr["requests"]),
+                          _f(pw["wall_s"] / rr["wall_s"]), _f(rr["cpu_total_s"], 1),
+                          _f(rr["worker_peak_rss_mb"], 0))
     for key, name in (("yardstick_plain", "(a) asyncio+httpx+asyncpg"),
                       ("yardstick_dlt", "(c) dlt rest_api, tuned")):
         if key in r:
@@ -966,7 +986,7 @@ def render(report: dict[str, Any]) -> None:
              f"{report['machine']['cpu_count']} CPUs")
     main = Table(title=title, title_justify="left")
     for col in ("concurrency", "run", "wall s", "rows", "rows/s", "requests",
-                "pipeworks ÷ this", "CPU s (all procs)", "peak RSS MB"):
+                "pipeworks ÷ this", "CPU s (all procs)", "peak RSS MB (worker)"):
         main.add_column(col, justify="left" if col == "run" else "right")
     rounds = report.get("rounds") or [{"concurrency": c["concurrency"], **report}]
     for r in rounds:
@@ -982,32 +1002,43 @@ def render(report: dict[str, Any]) -> None:
     ratios = Table(title="ratios, each from one round (targets: (a) <= 1.15x at "
                          "concurrency 4, <= 1.3x above; dlt <= 0.5x; re-run <= 0.6x)",
                    title_justify="left")
-    for col in ("concurrency", "pipeworks ÷ (a)", "pipeworks ÷ dlt (c)", "re-run ÷ first",
-                "dlt ÷ (a)"):
+    for col in ("concurrency", "worker processes", "pipeworks ÷ (a)", "pipeworks ÷ dlt (c)",
+                "re-run ÷ first", "dlt ÷ (a)"):
         ratios.add_column(col, justify="right")
     for r in rounds:
-        first = r["pipeworks"]["wall_s"]
         plain = r.get("yardstick_plain", {}).get("wall_s")
         dlt = r.get("yardstick_dlt", {}).get("wall_s")
-        rerun = r.get("rerun", {}).get("wall_s")
-        ratios.add_row(str(r["concurrency"]), _f(first / plain if plain else None),
-                       _f(first / dlt if dlt else None), _f(rerun / first if rerun else None),
-                       _f(dlt / plain if dlt and plain else None))
+        by_processes = r.get("by_processes") or {"1": r}
+        for processes, runs in sorted(by_processes.items(), key=lambda kv: int(kv[0])):
+            first = runs["pipeworks"]["wall_s"]
+            rerun = runs.get("rerun", {}).get("wall_s")
+            ratios.add_row(str(r["concurrency"]), processes,
+                           _f(first / plain if plain else None),
+                           _f(first / dlt if dlt else None),
+                           _f(rerun / first if rerun else None),
+                           _f(dlt / plain if dlt and plain else None))
     console.print(ratios)
-    spied = [r for r in rounds if "worker_cpu_by_category_s" in r["pipeworks"]]
+    spied = [(f"c={r['concurrency']}, {p}p", runs) for r in rounds
+             for p, runs in sorted((r.get("by_processes") or {"1": r}).items())
+             if "worker_cpu_by_category_s" in runs["pipeworks"]]
     if spied:
-        cat = Table(title="worker CPU s by category (py-spy samples; first run / re-run)",
-                    title_justify="left")
+        cat = Table(title="worker CPU s by category (py-spy samples, all worker processes; "
+                          "first run / re-run)", title_justify="left")
         cat.add_column("category")
-        for r in spied:
-            cat.add_column(f"c={r['concurrency']}", justify="right")
+        for name, _ in spied:
+            cat.add_column(name, justify="right")
         names = list(dict.fromkeys(
-            name for r in spied for name in r["pipeworks"]["worker_cpu_by_category_s"]))
-        for name in names:
-            cat.add_row(name, *(
-                f"{_f(r['pipeworks']['worker_cpu_by_category_s'].get(name, 0.0))} / "
-                f"{_f(r.get('rerun', {}).get('worker_cpu_by_category_s', {}).get(name))}"
-                for r in spied))
+            name for _, runs in spied for name in runs["pipeworks"]["worker_cpu_by_category_s"]))
+        for name in [*names, "total"]:
+            cells = []
+            for _, runs in spied:
+                first = runs["pipeworks"]["worker_cpu_by_category_s"]
+                rerun = runs.get("rerun", {}).get("worker_cpu_by_category_s", {})
+                if name == "total":
+                    cells.append(f"{_f(sum(first.values()))} / {_f(sum(rerun.values()))}")
+                else:
+                    cells.append(f"{_f(first.get(name, 0.0))} / {_f(rerun.get(name))}")
+            cat.add_row(name, *cells)
         console.print(cat)
     floor = report["latency_floor_s"]
     line = (f"latency floor (requests in a row x {_f(c['latency_ms'], 0)} ms): {_f(floor)} s; "
@@ -1159,7 +1190,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
                         help="competitions at once, for pipeworks and the yardsticks; one "
                              "round per value (default 4 16; --million: 16)")
     parser.add_argument("--skip-dlt", action="store_true",
-                        help="skip yardstick (c), dlt (also skipped when it is not installed)")
+                        help="skip yardstick (c), dlt (also skipped when it is not installed, and "
+                             "with --million)")
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1,
                         help="pipeworks worker processes on the task queue (default 1)")
@@ -1180,9 +1212,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="cProfile the worker, yardstick (a) and staging alone into DIR "
                              "(slows them down: their timings then do not count)")
-    parser.add_argument("--processes", type=int, default=1, metavar="N",
-                        help="worker processes of each worker (`pipeworks worker --processes"
-                             " N`, default 1)")
+    parser.add_argument("--processes", type=int, nargs="+", default=None, metavar="N",
+                        help="worker processes (`pipeworks worker --processes N`); pipeworks "
+                             "runs once per value (default 1 2; --million: 2)")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
                         help="sample the worker(s) with py-spy during the runs (raw stacks "
                              "into DIR); CPU seconds by category in the report")
@@ -1205,6 +1237,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     suffix = "-million" if args.million else "-quick" if args.quick else ""
     out = args.out or RESULTS / f"{stamp}{suffix}.json"
     concurrencies = tuple(sorted(set(args.concurrency or ([16] if args.million else [4, 16]))))
+    processes = tuple(sorted(set(args.processes or ([2] if args.million else [1, 2]))))
+    if min(processes) < 1:
+        parser.error("--processes must be at least 1")
     if min(concurrencies) < 1:
         parser.error("--concurrency must be at least 1")
     config = Config(competitions, teams, games, args.latency_ms, concurrencies[-1],
@@ -1213,8 +1248,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
                     worker_slots=args.worker_slots, per_workflow=args.competitions_per_workflow,
                     skip_rerun=args.skip_rerun or args.million, skip_plain=args.skip_plain,
                     rss_reference=args.rss_reference, py_spy=args.py_spy,
-                    processes=args.processes, concurrencies=concurrencies,
-                    skip_dlt=args.skip_dlt)
+                    processes=processes, concurrencies=concurrencies,
+                    skip_dlt=args.skip_dlt or args.million)
     return config
 
 

@@ -84,7 +84,12 @@ async def sampled(pids: Sequence[int], out_dir: Path, name: str) -> AsyncIterato
                 await recorder.wait()
 
 
+NATIVE = "no Python frame (native threads: Temporal's Rust core)"
+
+
 def _category(frames: list[str]) -> str:
+    if not frames:  # a thread py-spy saw running with no Python frame on it
+        return NATIVE
     for frame in reversed(frames):
         for category, pattern in LEAF_RULES:
             if re.search(pattern, frame):

@@ -145,11 +145,11 @@ class GameStager:
         return _judge_page(body, Game, self._verdict)
 
     def _verdict(self, g: Game) -> Verdict:
-        for side in ("home_team_id", "away_team_id"):
-            team_id = getattr(g, side)
-            if team_id not in self._team_ids:
-                return Verdict(g.id, invalid_reason=(
-                    f"{side}: team {team_id!r} is not in competition {self.competition_id!r}"))
+        if g.home_team_id not in self._team_ids or g.away_team_id not in self._team_ids:
+            side = "home_team_id" if g.home_team_id not in self._team_ids else "away_team_id"
+            return Verdict(g.id, invalid_reason=(
+                f"{side}: team {getattr(g, side)!r} is not in competition"
+                f" {self.competition_id!r}"))
         if self.club_id is not None and not (
             {g.home_team_id, g.away_team_id} & self._club_team_ids
         ):
