@@ -44,7 +44,12 @@ clean: down
 # Benchmarks (benchmarks/README.md): `make bench`, or `make bench BENCH_ARGS=--quick`.
 BENCH_ARGS ?=
 .PHONY: bench
-bench: venv  ## pipeworks vs two yardsticks on the embedded stack; prints a table, writes JSON
+BENCH_INSTALLED := $(VENV)/.bench-installed
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
+	@touch $(BENCH_INSTALLED)
+
+bench: $(BENCH_INSTALLED)  ## pipeworks vs three yardsticks (one is dlt) on the embedded stack; tables and JSON
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 .PHONY: bench-scale

@@ -160,7 +160,7 @@ class Sampler:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._roots: dict[str, tuple[psutil.Process, bool]] = {}
+        self._roots: dict[str, tuple[psutil.Process, bool, bool]] = {}
         self._cpu: dict[tuple[str, int], float] = {}
         self.rss: dict[str, list[tuple[float, int]]] = defaultdict(list)
         self._stop = threading.Event()
@@ -174,10 +174,14 @@ class Sampler:
         if self._thread.is_alive():
             self._thread.join(timeout=2)
 
-    def watch(self, name: str, pid: int, *, descendants: bool = False) -> None:
+    def watch(self, name: str, pid: int, *, descendants: bool = False,
+              largest: bool = False) -> None:
+        """CPU of `pid` (and its descendants); RSS summed over them, or with `largest`
+        the largest single process's (a worker with several processes: per process is
+        what must stay flat)."""
         with contextlib.suppress(psutil.Error):
             with self._lock:
-                self._roots[name] = (psutil.Process(pid), descendants)
+                self._roots[name] = (psutil.Process(pid), descendants, largest)
             self.sample()
 
     def _loop(self) -> None:
@@ -188,7 +192,7 @@ class Sampler:
         with self._lock:
             roots = dict(self._roots)
         now = time.monotonic()
-        for name, (root, descendants) in roots.items():
+        for name, (root, descendants, largest) in roots.items():
             try:
                 procs = [root, *(root.children(recursive=True) if descendants else [])]
             except psutil.Error:
@@ -198,7 +202,8 @@ class Sampler:
                 try:
                     with proc.oneshot():
                         cpu = proc.cpu_times()
-                        rss += proc.memory_info().rss
+                        size = proc.memory_info().rss
+                        rss = max(rss, size) if largest else rss + size
                 except psutil.Error:
                     continue
                 with self._lock:
@@ -429,7 +434,8 @@ class Stack:
             stderr=subprocess.STDOUT, start_new_session=True)
         self.workers.append(worker)
         await wait_for_pollers(self.client, self.task_queue, worker, processes)
-        self.sampler.watch(self.worker_name(index), worker.pid, descendants=processes > 1)
+        self.sampler.watch(self.worker_name(index), worker.pid, descendants=processes > 1,
+                           largest=True)
 
     async def stop_worker(self) -> None:
         """Stops every worker (SIGTERM: they drain)."""
@@ -986,7 +992,7 @@ def render(report: dict[str, Any]) -> None:
              f"{report['machine']['cpu_count']} CPUs")
     main = Table(title=title, title_justify="left")
     for col in ("concurrency", "run", "wall s", "rows", "rows/s", "requests",
-                "pipeworks ÷ this", "CPU s (all procs)", "peak RSS MB (worker)"):
+                "pipeworks ÷ this", "CPU s (all procs)", "peak RSS MB (a process)"):
         main.add_column(col, justify="left" if col == "run" else "right")
     rounds = report.get("rounds") or [{"concurrency": c["concurrency"], **report}]
     for r in rounds:
