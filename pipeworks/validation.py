@@ -42,8 +42,10 @@ Text = Annotated[StrictStr, StringConstraints(pattern=NO_NUL)]
 # Postgres `int`: a larger number must dead-letter its item, not fail the whole page.
 Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
 Key = Annotated[StrictStr, StringConstraints(pattern=NOT_BLANK)]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(require_string),
-                      Field(ge=EARLIEST, le=LATEST)]
+# The bounds before the string check: metadata after a Python validator would be
+# applied by Python too (6x slower per value).
+Timestamp = Annotated[AwareDatetime, Field(ge=EARLIEST, le=LATEST),
+                      BeforeValidator(require_string)]
 Day = Annotated[date, BeforeValidator(require_string)]
 
 
