@@ -65,8 +65,9 @@ async def land_page(
     # statement's own transaction only: call it outside an explicit transaction). A page
     # is written only after the one before it was committed, so a crash of Postgres can
     # lose only the last pages of a load, never one in the middle; a retried fetch
-    # resumes after the last page it finds. The fetch reports success only after
-    # `finish_load`, whose ordinary commit flushes the WAL of every page before it.
+    # resumes after the last page it finds. A load counts as landed only after
+    # `finish_load`, or the stage that marks it landed and staged in one transaction
+    # (`mark_staged(landed=...)`): their ordinary commit flushes the WAL of every page.
     await conn.execute(
         """
         INSERT INTO pipeline.landed_pages (load_id, page_no, body, item_count, next_cursor)
@@ -113,19 +114,21 @@ async def landed_load(conn: Connection, load_id: str) -> Sequence[asyncpg.Record
 
 
 async def mark_staged(conn: Connection, load_id: str, result: dict[str, Any], *,
-                      drop_pages: bool) -> None:
-    """The load is staged with `result`; its pages go unless they are to be kept."""
-    if drop_pages:
-        await conn.execute(
-            "WITH dropped AS (DELETE FROM pipeline.landed_pages WHERE load_id = $1)"
-            " UPDATE pipeline.loads SET status = 'staged', staged_at = now(), stage_result = $2"
-            " WHERE load_id = $1",
-            load_id, result)
-    else:
-        await conn.execute(
-            "UPDATE pipeline.loads SET status = 'staged', staged_at = now(), stage_result = $2"
-            " WHERE load_id = $1",
-            load_id, result)
+                      drop_pages: bool, landed: tuple[int, int] | None = None) -> None:
+    """The load is staged with `result`; its pages go unless they are to be kept. With
+    `landed` (pages, items), a load still `fetching` is marked landed too (what
+    `finish_load` does): pages beyond the last one go even when pages are kept."""
+    pages, items = landed if landed is not None else (None, None)
+    # Kept pages lose only those a longer earlier attempt left behind (none unless
+    # `landed`: `finish_load` dropped them otherwise).
+    await conn.execute(
+        "WITH dropped AS (DELETE FROM pipeline.landed_pages WHERE load_id = $1"
+        "                 AND ($5 OR page_no >= coalesce($3::int, 2147483647)))"
+        " UPDATE pipeline.loads SET status = 'staged', staged_at = now(), stage_result = $2,"
+        " landed_at = coalesce(landed_at, now()), pages = coalesce($3::int, pages),"
+        " items = coalesce($4::int, items)"
+        " WHERE load_id = $1",
+        load_id, result, pages, items, drop_pages)
 
 
 async def landed_bodies(conn: Connection, load_id: str) -> Sequence[asyncpg.Record]:

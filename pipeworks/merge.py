@@ -300,16 +300,17 @@ def _as_json(spec: TableSpec, types: dict[str, str], rows: Sequence[tuple[Any, .
 
     One JSON text costs the worker a fifth of what typed arrays cost to encode (asyncpg
     checks each non-string element against the ABCs), and Postgres reads it in C
-    (benchmarks/README.md). Other column types, a non-finite float (which JSON cannot
-    hold) or a value orjson refuses (an integer beyond 64 bits, a lone surrogate) take
-    the arrays."""
+    (benchmarks/README.md). Other column types, a non-finite float or a negative zero
+    (jsonb reads numbers as `numeric`, which has neither) or a value orjson refuses (an
+    integer beyond 64 bits, a lone surrogate) take the arrays."""
     column_types = [types[c] for c in spec.columns]
     if not all(t in _JSON_TYPES or t.startswith(_JSON_TYPE_PREFIXES) for t in column_types):
         return None
     floats = [i for i, t in enumerate(column_types) if t == "double precision"]
     for i in floats:
-        if not all(v is None or math.isfinite(v) for v in (row[i] for row in rows)):
-            return None
+        if not all(v is None or (math.isfinite(v) and (v or math.copysign(1.0, v) > 0))
+                   for v in (row[i] for row in rows)):
+            return None  # jsonb reads numbers as numeric: no NaN, no infinity, no -0
     try:
         return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
     except orjson.JSONEncodeError:

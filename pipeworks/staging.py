@@ -116,7 +116,11 @@ async def stage_load(
     full_sync: bool,
     keep_pages: bool = False,
     return_keys: bool = False,
+    landed_pages: tuple[int, int] | None = None,
 ) -> StageOutcome:
+    """`landed_pages`: (pages, items) when the caller landed every page of a load that is
+    still `fetching` (not marked landed): this transaction marks it landed and staged at
+    once, and ignores pages from a longer earlier attempt."""
     async with conn.transaction():
         # Serializes writers of one scope across runs and workers; the xact
         # variant because a pooled connection's reset would drop a session lock.
@@ -124,8 +128,13 @@ async def stage_load(
         # The load row (locked) and its landed pages, in one round trip.
         landed = await landed_load(conn, load_id)
         load = landed[0] if landed else None
-        if load is None or load["status"] == "fetching":
+        if load is None or (load["status"] == "fetching" and landed_pages is None):
             raise SystemFailure(f"load {load_id} is not landed yet")
+        if load["status"] == "fetching" and landed_pages is not None:
+            landed = [page for page in landed
+                      if page["page_no"] is None or page["page_no"] < landed_pages[0]]
+        else:
+            landed_pages = None  # landed already: its row has its pages and items
         if load["status"] == "compensated":
             raise PermanentError(f"load {load_id} belongs to undone changes: not staging it")
         if load["status"] == "staged":
@@ -199,5 +208,6 @@ async def stage_load(
             if stager.label_index is not None:
                 outcome.labels = {key_text(key): str(values[stager.label_index])
                                   for key, values in rows.items()}
-        await mark_staged(conn, load_id, asdict(outcome), drop_pages=not keep_pages)
+        await mark_staged(conn, load_id, asdict(outcome), drop_pages=not keep_pages,
+                          landed=landed_pages)
         return outcome

@@ -134,9 +134,11 @@ async def kill_before_merge(rng: random.Random, workers: WorkerProcesses, dsn: s
                 f"{LOCK_NAMESPACE}:{competition}")
             if not {r["client_port"] for r in waiting} & worker_ports:
                 return None
+            # The stream being staged: the first of the competition's not staged yet
+            # (its load is `fetching` until the stage marks it landed and staged).
             entity: str | None = await db.fetchval(
-                "SELECT entity FROM pipeline.loads WHERE scope = $1 AND status = 'landed'",
-                competition)
+                "SELECT entity FROM pipeline.loads WHERE scope = $1 AND status <> 'staged'"
+                " ORDER BY entity <> 'teams' LIMIT 1", competition)
             return entity
 
         entity = await until(landed_and_waiting, f"a stage of {competition} to wait", handle,

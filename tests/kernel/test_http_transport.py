@@ -1,0 +1,129 @@
+"""The kernel's HTTP client on its real transport (httpx on aiohttp's pool) against real
+sockets that misbehave: every failure is a transient error that names what happened,
+and a good answer after a bad one still comes through."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from pipeworks.http import ErrorTally, HttpTransientError, UpstreamClient
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+PAGE = b'{"items": [{"id": "a"}], "next_cursor": null}'
+
+
+async def read_request(reader: asyncio.StreamReader) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+
+
+async def answer_page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                 + str(len(PAGE)).encode() + b"\r\n\r\n" + PAGE)
+    await writer.drain()
+
+
+async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    writer.transport.abort()  # RST, not FIN
+
+
+async def close_silently(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    writer.close()
+
+
+async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def short_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"items\": [")
+    await writer.drain()
+    writer.close()
+
+
+@asynccontextmanager
+async def server(*handlers: Handler) -> AsyncIterator[str]:
+    """Answers the n-th connection with the n-th handler (the last one from then on)."""
+    served = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        handler = handlers[min(served, len(handlers) - 1)]
+        served += 1
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    listening = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        listening.close()
+        await listening.wait_closed()
+
+
+def client_for(url: str, attempts: int = 1) -> UpstreamClient:
+    return UpstreamClient(url, max_attempts=attempts, backoff_base_seconds=0.01,
+                          backoff_max_seconds=0.01, timeout_seconds=5)
+
+
+@pytest.mark.parametrize(("handler", "named"), [
+    (reset, "ClientOSError"),
+    (close_silently, "ServerDisconnectedError"),
+    (not_http, "ClientResponseError"),
+    (short_body, "ReadError"),
+])
+async def test_a_broken_answer_is_transient_and_named(handler: Handler, named: str) -> None:
+    async with server(handler) as url:
+        client = client_for(url)
+        try:
+            with pytest.raises(HttpTransientError) as raised:
+                await client.get_page("/v1/things", {"limit": 1}, ErrorTally())
+        finally:
+            await client.aclose()
+    message = str(raised.value)
+    assert message.startswith("GET /v1/things: ") and named in message, message
+    assert "timed out" not in message
+
+
+async def test_a_refused_connection_is_transient_and_not_called_a_timeout() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = client_for(f"http://127.0.0.1:{port}")
+    try:
+        with pytest.raises(HttpTransientError) as raised:
+            await client.get_page("/v1/things", {"limit": 1}, ErrorTally())
+    finally:
+        await client.aclose()
+    assert "timed out" not in str(raised.value)
+
+
+async def test_a_good_answer_after_broken_ones_comes_through() -> None:
+    async with server(reset, close_silently, answer_page) as url:
+        client = client_for(url, attempts=3)
+        tally = ErrorTally()
+        try:
+            page = await client.get_page("/v1/things", {"limit": 1}, tally)
+        finally:
+            await client.aclose()
+    assert page.items == [{"id": "a"}] and page.next_cursor is None
+    # Counted as retried (aiohttp itself may retry a GET on a connection that closed).
+    assert 1 <= tally.counts["transient"] <= 2
