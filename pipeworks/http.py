@@ -219,9 +219,13 @@ def aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     The session is made on first use, on the loop that uses it; no cookies are kept.
     Proxies from the environment still go through httpx's own transports."""
 
+    # The certificates httpx would verify against (certifi, or SSL_CERT_FILE/_DIR).
+    tls = httpx.create_ssl_context(trust_env=True)
+
     def session() -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=5.0),
+            connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=5.0,
+                                           ssl=tls),
             cookie_jar=aiohttp.DummyCookieJar())
 
     return AiohttpTransport(

@@ -1,15 +1,24 @@
 """The kernel's HTTP client on its real transport (httpx on aiohttp's pool) against real
 sockets that misbehave: every failure is a transient error that names what happened,
-and a good answer after a bad one still comes through."""
+and a good answer after a bad one still comes through. Over HTTPS the server is
+verified against the certificates httpx would trust."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from pipeworks.http import ErrorTally, HttpTransientError, UpstreamClient
 
@@ -127,3 +136,50 @@ async def test_a_good_answer_after_broken_ones_comes_through() -> None:
     assert page.items == [{"id": "a"}] and page.next_cursor is None
     # Counted as retried (aiohttp itself may retry a GET on a connection that closed).
     assert 1 <= tally.counts["transient"] <= 2
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_https_verifies_the_server_against_the_trusted_certificates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert_path, key_path = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert_path, key_path)
+    listening = await asyncio.start_server(answer_page, "127.0.0.1", 0, ssl=tls)
+    url = f"https://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
+    try:
+        untrusting = client_for(url)  # the default bundle does not know this certificate
+        try:
+            with pytest.raises(HttpTransientError):
+                await untrusting.get_page("/v1/things", {"limit": 1}, ErrorTally())
+        finally:
+            await untrusting.aclose()
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))  # as httpx honours it
+        trusting = client_for(url)
+        try:
+            page = await trusting.get_page("/v1/things", {"limit": 1}, ErrorTally())
+        finally:
+            await trusting.aclose()
+        assert page.items == [{"id": "a"}]
+    finally:
+        listening.close()
+        await listening.wait_closed()
