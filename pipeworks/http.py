@@ -208,6 +208,9 @@ def _basic_authorization(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
+MAX_HEADER_BYTES = 64 * 1024
+
+
 def aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     """httpx on aiohttp's connection pool instead of httpcore's.
 
@@ -226,7 +229,10 @@ def aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=5.0,
                                            ssl=tls),
-            cookie_jar=aiohttp.DummyCookieJar())
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # aiohttp refuses header lines over 8 KiB (a long `Link`, a big cookie),
+            # which httpcore took: as long as the whole head may be.
+            max_line_size=MAX_HEADER_BYTES, max_field_size=MAX_HEADER_BYTES)
 
     return AiohttpTransport(
         limits=httpx.Limits(max_connections=max_connections,

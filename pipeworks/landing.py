@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from pipeworks.db import Connection
+from pipeworks.errors import SystemFailure
 
 
 @dataclass(frozen=True)
@@ -63,22 +64,29 @@ async def land_page(
 ) -> None:
     # Committed without waiting for the WAL flush (synchronous_commit off, for this
     # statement's own transaction only: call it outside an explicit transaction). A page
-    # is written only after the one before it was committed, so a crash of Postgres can
-    # lose only the last pages of a load, never one in the middle; a retried fetch
-    # resumes after the last page it finds. A load counts as landed only after
-    # `finish_load`, or the stage that marks it landed and staged in one transaction
-    # (`mark_staged(landed=...)`): their ordinary commit flushes the WAL of every page.
-    await conn.execute(
+    # is written only after the one before it was committed, and only if that one is
+    # still there: a crash of Postgres can lose the last pages of a load, and a page
+    # landing after the crash (on a new connection) must not leave a gap behind it.
+    # Then this raises, and a retried fetch resumes after the last page it finds. A load
+    # counts as landed only after `finish_load`, or the stage that marks it landed and
+    # staged in one transaction (`mark_staged(landed=...)`): their ordinary commit
+    # flushes the WAL of every page.
+    status = await conn.execute(
         """
         INSERT INTO pipeline.landed_pages (load_id, page_no, body, item_count, next_cursor)
         SELECT $1, $2, $3, $4, $5
         FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed
+        WHERE $2 = 0 OR EXISTS (SELECT 1 FROM pipeline.landed_pages
+                                WHERE load_id = $1 AND page_no = $2 - 1)
         ON CONFLICT (load_id, page_no) DO UPDATE
         SET body = EXCLUDED.body, item_count = EXCLUDED.item_count,
             next_cursor = EXCLUDED.next_cursor, fetched_at = now()
         """,
         load_id, page_no, body, item_count, next_cursor,
     )
+    if status.split()[-1] == "0":
+        raise SystemFailure(f"load {load_id}: page {page_no - 1} is gone (Postgres lost"
+                            " pages not yet flushed); fetching again after the last one")
 
 
 async def finish_load(conn: Connection, *, load_id: str, pages: int) -> int:

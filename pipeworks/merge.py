@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import Any
 
 import orjson
@@ -287,11 +287,16 @@ async def merge_rows(
 
 
 # Column types whose values go to Postgres as JSON text exactly as asyncpg would send
-# them: orjson writes strings, integers, booleans, dates, aware (and, as UTC, naive)
-# timestamps and uuids, and the shortest text that reads back as the same float.
+# them (with the exceptions `_as_json` checks for): orjson writes strings, integers,
+# booleans, dates, aware timestamps and uuids, and the shortest text that reads back as
+# the same float.
 _JSON_TYPES = frozenset({"text", "integer", "bigint", "smallint", "boolean", "date", _TIMESTAMPTZ,
                          "uuid", "double precision"})
 _JSON_TYPE_PREFIXES = ("character varying",)
+
+
+# Above this, rows go as typed arrays: jsonb holds at most 256 MB, arrays up to 1 GB.
+_JSON_MAX_BYTES = 64 * 2**20
 
 
 def _as_json(spec: TableSpec, types: dict[str, str], rows: Sequence[tuple[Any, ...]]
@@ -300,21 +305,49 @@ def _as_json(spec: TableSpec, types: dict[str, str], rows: Sequence[tuple[Any, .
 
     One JSON text costs the worker a fifth of what typed arrays cost to encode (asyncpg
     checks each non-string element against the ABCs), and Postgres reads it in C
-    (benchmarks/README.md). Other column types, a non-finite float or a negative zero
-    (jsonb reads numbers as `numeric`, which has neither) or a value orjson refuses (an
-    integer beyond 64 bits, a lone surrogate) take the arrays."""
+    (benchmarks/README.md). Only where it writes exactly what asyncpg would: other column
+    types take the arrays, and so do values that would come out differently -- a
+    non-finite float or a negative zero (jsonb reads numbers as `numeric`, which has
+    neither), a date or timestamp in year 1 or 9999 (asyncpg writes the extremes as
+    infinity), a timestamp without an offset (asyncpg reads it as local time) or with
+    seconds in its offset (orjson drops them), a value orjson refuses (an integer beyond
+    64 bits, a lone surrogate), and a batch too big for one jsonb value."""
     column_types = [types[c] for c in spec.columns]
     if not all(t in _JSON_TYPES or t.startswith(_JSON_TYPE_PREFIXES) for t in column_types):
         return None
-    floats = [i for i, t in enumerate(column_types) if t == "double precision"]
-    for i in floats:
-        if not all(v is None or (math.isfinite(v) and (v or math.copysign(1.0, v) > 0))
-                   for v in (row[i] for row in rows)):
-            return None  # jsonb reads numbers as numeric: no NaN, no infinity, no -0
+    width = len(column_types)
+    if any(len(row) != width for row in rows):
+        raise ValueError(f"{spec.name}: every row has {width} values")
+    for i, t in enumerate(column_types):
+        exact = _JSON_EXACT.get(t)
+        if exact is not None and not all(v is None or exact(v) for v in (r[i] for r in rows)):
+            return None
     try:
-        return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
+        text = orjson.dumps(rows).decode()
     except orjson.JSONEncodeError:
         return None
+    return text if len(text) <= _JSON_MAX_BYTES else None
+
+
+def _plain_moment(value: Any) -> bool:
+    """An aware datetime away from the extremes whose offset is whole minutes."""
+    if not isinstance(value, datetime) or not 1 < value.year < 9999:
+        return False
+    offset = value.utcoffset()
+    return offset is not None and offset.seconds % 60 == 0 and not offset.microseconds
+
+
+def _plain_float(value: Any) -> bool:
+    return math.isfinite(value) and bool(value or math.copysign(1.0, value) > 0)
+
+
+def _plain_day(value: Any) -> bool:
+    return isinstance(value, date) and 1 < value.year < 9999
+
+
+# Per column type: whether JSON carries a (non-NULL) value exactly as asyncpg would.
+_JSON_EXACT: dict[str, Callable[[Any], bool]] = {
+    "double precision": _plain_float, _TIMESTAMPTZ: _plain_moment, "date": _plain_day}
 
 
 def _composite_keys(spec: TableSpec, keys: Collection[Any]) -> list[tuple[Any, ...]]:

@@ -133,6 +133,12 @@ async def stage_load(
         if load["status"] == "fetching" and landed_pages is not None:
             landed = [page for page in landed
                       if page["page_no"] is None or page["page_no"] < landed_pages[0]]
+            numbers = [page["page_no"] for page in landed if page["page_no"] is not None]
+            if numbers != list(range(landed_pages[0])):
+                # Postgres lost pages not yet flushed (they landed unflushed): the
+                # retried fetch lands them again after the last one it finds.
+                raise SystemFailure(f"load {load_id}: {len(numbers)} of its"
+                                    f" {landed_pages[0]} pages are there")
         else:
             landed_pages = None  # landed already: its row has its pages and items
         if load["status"] == "compensated":

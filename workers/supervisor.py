@@ -14,14 +14,17 @@ that child i serves metrics and health on the configured ports + 2i (the default
 9464/9465 become 9466/9467 for the second, ...). SIGTERM or SIGINT to the supervisor
 is passed on: every child drains within the graceful-shutdown timeout, then the
 supervisor exits. A child that dies on its own is started again, after a pause that
-doubles (up to a minute) while children keep dying young; a child that exits at once
-with a configuration error (status 2) stops them all instead.
+doubles (up to a minute) while children keep dying young; a child that exits at its
+first start with a configuration error (status 2) stops them all instead. A child gets
+SIGTERM (and drains) when the supervisor dies, even by SIGKILL (Linux).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -40,6 +43,7 @@ MAX_RESTART_PAUSE_SECONDS = 60.0
 CONFIG_ERROR_STATUS = 2
 # After a child's own graceful-shutdown timeout: time for it to close and exit.
 EXIT_MARGIN_SECONDS = 15.0
+PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 
 
 def shifted(address: str, by: int) -> str:
@@ -47,6 +51,8 @@ def shifted(address: str, by: int) -> str:
     if not address or by == 0:
         return address
     host, _, port = address.rpartition(":")
+    if int(port) == 0:  # any free port: each child gets one of its own anyway
+        return address
     return f"{host}:{int(port) + by}"
 
 
@@ -64,12 +70,24 @@ class Child:
     process: asyncio.subprocess.Process
     started: float = field(default_factory=time.monotonic)
     pause: float = 1.0  # before the next restart, if it dies young
+    restarts: int = 0
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child, before it runs: SIGTERM when the supervisor dies, however it dies
+    (SIGKILL, OOM), so no worker outlives it and drains instead (Linux; elsewhere the
+    supervisor's own signal handling is all there is)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the line above took effect
+            os._exit(1)
 
 
 async def _spawn(settings: Settings, index: int) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "starters.cli", "worker", env=child_environment(settings, index),
-        stdin=subprocess.DEVNULL)
+        stdin=subprocess.DEVNULL, preexec_fn=functools.partial(_die_with_parent, os.getpid()))
 
 
 async def supervise(settings: Settings, processes: int) -> int:
@@ -80,12 +98,14 @@ async def supervise(settings: Settings, processes: int) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    children = [Child(i, await _spawn(settings, i)) for i in range(processes)]
-    log.info("worker processes started", processes=processes,
-             pids=[c.process.pid for c in children], task_queue=settings.task_queue)
+    children: list[Child] = []
     status = 0
     stop_waiting = asyncio.create_task(stopping.wait())
     try:
+        for i in range(processes):
+            children.append(Child(i, await _spawn(settings, i)))
+        log.info("worker processes started", processes=processes,
+                 pids=[c.process.pid for c in children], task_queue=settings.task_queue)
         while not stopping.is_set():
             exits = {asyncio.create_task(c.process.wait()): c for c in children}
             done, _ = await asyncio.wait({*exits, stop_waiting},
@@ -101,7 +121,11 @@ async def supervise(settings: Settings, processes: int) -> int:
                     continue
                 code = child.process.returncode
                 lived = time.monotonic() - child.started
-                if code == CONFIG_ERROR_STATUS and lived < HEALTHY_AFTER_SECONDS:
+                # Status 2 at a child's first start is a configuration error (or a
+                # server that cannot be reached at start): the others would meet it too.
+                # Later, after the child ran, it is one more death to start again from.
+                if code == CONFIG_ERROR_STATUS and child.restarts == 0 \
+                        and lived < HEALTHY_AFTER_SECONDS:
                     log.error("a worker process stopped on a configuration error: stopping all",
                               worker=child.index, pid=child.process.pid)
                     status = CONFIG_ERROR_STATUS
@@ -118,6 +142,7 @@ async def supervise(settings: Settings, processes: int) -> int:
                 child.process = await _spawn(settings, child.index)
                 child.started = time.monotonic()
                 child.pause = min(pause * 2, MAX_RESTART_PAUSE_SECONDS)
+                child.restarts += 1
     finally:
         stop_waiting.cancel()
         await _stop_all(children, settings.graceful_shutdown_seconds + EXIT_MARGIN_SECONDS)

@@ -37,6 +37,14 @@ async def answer_page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     await writer.drain()
 
 
+async def long_header(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    link = b"<https://example.test/" + b"x" * 20_000 + b'>; rel="next"'
+    writer.write(b"HTTP/1.1 200 OK\r\nLink: " + link + b"\r\nContent-Length: "
+                 + str(len(PAGE)).encode() + b"\r\n\r\n" + PAGE)
+    await writer.drain()
+
+
 async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await read_request(reader)
     sock = writer.get_extra_info("socket")
@@ -110,6 +118,16 @@ async def test_a_broken_answer_is_transient_and_named(handler: Handler, named: s
     message = str(raised.value)
     assert message.startswith("GET /v1/things: ") and named in message, message
     assert "timed out" not in message
+
+
+async def test_a_long_header_line_is_read() -> None:
+    async with server(long_header) as url:
+        client = client_for(url)
+        try:
+            page = await client.get_page("/v1/things", {"limit": 1}, ErrorTally())
+        finally:
+            await client.aclose()
+    assert page.items == [{"id": "a"}]
 
 
 async def test_a_refused_connection_is_transient_and_not_called_a_timeout() -> None:

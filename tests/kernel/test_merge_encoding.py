@@ -31,11 +31,12 @@ CREATE TABLE kernel_enc.wide (
 T0 = datetime(2024, 3, 2, 15, 3, 0, 125001, tzinfo=UTC)
 ROWS: list[tuple[Any, ...]] = [
     ("a", "plain", 1, 2**62, True, date(2024, 1, 31), T0, 0.1, uuid.UUID(int=1)),
-    ("b", 'quote " back\\slash \u00e9\U0001f3ce', -(2**31), -(2**63), False,
-     date(1, 1, 1), T0.astimezone(timezone(timedelta(hours=14))), 1e-300, None),
+    ("b", 'quote " back\\slash \u00e9\U0001f3ce \u2028', -(2**31), -(2**63), False,
+     date(2, 1, 1), T0.astimezone(timezone(timedelta(hours=14))), 1e-300, None),
     ("c", None, None, None, None, None, None, None, None),
-    ("d", "", 2**31 - 1, 0, True, date(9999, 12, 31),
-     datetime(2024, 6, 1, 12, 30), 123456789.123456789, uuid.UUID(int=2**128 - 1)),
+    ("d", "", 2**31 - 1, 0, True, date(9998, 12, 31),
+     datetime(2024, 6, 1, 12, 30, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+     123456789.123456789, uuid.UUID(int=2**128 - 1)),
     ("e", "ünïcödé", 7, 7, False, date(2000, 2, 29), T0 - timedelta(days=3650), 0.0, None),
 ]
 
@@ -73,7 +74,7 @@ async def test_json_and_typed_arrays_write_the_same_rows(
     by_arrays = await stored(conn, ROWS, as_json=False, monkeypatch=monkeypatch)
     assert by_json == by_arrays
     assert [r[0] for r in by_json] == ["a", "b", "c", "d", "e"]
-    assert by_json[1][6] == T0 and by_json[3][6] == datetime(2024, 6, 1, 12, 30, tzinfo=UTC)
+    assert by_json[1][6] == T0 and by_json[3][6] == datetime(2024, 6, 1, 16, 0, tzinfo=UTC)
     # Tuples compare -0.0 == 0.0: the signs of zero, compared themselves.
     assert [math.copysign(1.0, r[7]) for r in by_json if r[7] == 0] == [
         math.copysign(1.0, r[7]) for r in by_arrays if r[7] == 0] == [1.0]
@@ -90,6 +91,18 @@ async def test_values_json_cannot_carry_go_as_typed_arrays(
             row[7] == odd and math.copysign(1.0, row[7]) == math.copysign(1.0, odd))
     surrogate = [("s", "\ud800", 1, 1, True, None, None, None, None)]
     assert merge._as_json(WIDE, types, surrogate) is None
+    # What asyncpg writes otherwise than JSON would: the extremes (as infinity), a naive
+    # timestamp (as local time), an offset with seconds (which orjson drops).
+    odd_times: list[Any] = [date.max, date.min, datetime.max.replace(tzinfo=UTC),
+                            datetime(2024, 1, 1, 12), datetime(
+                                2024, 1, 1, 12, tzinfo=timezone(timedelta(seconds=3661)))]
+    for value in odd_times:
+        column = 5 if type(value) is date else 6
+        row = ["t", "x", 1, 1, True, None, None, None, None]
+        row[column] = value
+        assert merge._as_json(WIDE, types, [tuple(row)]) is None, value
+    with pytest.raises(ValueError):
+        merge._as_json(WIDE, types, [("short", "row")])
 
 
 def test_page_bodies_mean_the_same_whichever_parser_reads_them() -> None:

@@ -13,8 +13,9 @@ import pytest_asyncio
 
 from devstack.postgres import EmbeddedPostgres
 from pipeworks.db import create_pool, migrate
-from pipeworks.errors import TransientError
+from pipeworks.errors import SystemFailure, TransientError
 from pipeworks.http import ErrorTally
+from pipeworks.landing import land_page
 from pipeworks.metrics import PipelineMetrics
 from pipeworks.pagination import CursorEnvelope
 from pipeworks.streams import land_pages
@@ -75,3 +76,28 @@ async def test_a_retried_fetch_asks_only_for_the_pages_not_landed(pool: asyncpg.
     # A third attempt (the worker died after landing it all) fetches nothing.
     third = upstream(fail_at=None)
     assert await land(pool, third, load_id) == 7 and third.seen == []
+
+
+async def test_pages_postgres_lost_leave_no_gap(pool: asyncpg.Pool) -> None:
+    """Pages land without waiting for the WAL flush, so a crash of Postgres can lose the
+    last ones. A page landing after that (a fetch still running on a new connection)
+    is refused rather than leave a gap that a full sync would read as deleted rows, and
+    the retried fetch lands the lost pages again."""
+    load_id = f"run/things/{uuid.uuid4().hex}"
+    first = upstream(fail_at="c3")
+    with pytest.raises(TransientError):
+        await land(pool, first, load_id)  # pages 0, 1 and 2 landed
+    # The crash lost the unflushed pages 1 and 2.
+    await pool.execute("DELETE FROM pipeline.landed_pages WHERE load_id = $1 AND page_no >= 1",
+                       load_id)
+    async with pool.acquire() as conn:
+        with pytest.raises(SystemFailure, match="page 2 is gone"):
+            await land_page(conn, load_id=load_id, page_no=3, body=b'{"items": [7]}',
+                            item_count=1, next_cursor=None)
+    again = upstream(fail_at=None)
+    assert await land(pool, again, load_id) == 7
+    assert [q.query for q in again.seen] == ["limit=2&cursor=c1", "limit=2&cursor=c2",
+                                             "limit=2&cursor=c3"]
+    pages = await pool.fetch("SELECT page_no FROM pipeline.landed_pages WHERE load_id = $1"
+                             " ORDER BY page_no", load_id)
+    assert [p["page_no"] for p in pages] == [0, 1, 2, 3]

@@ -89,6 +89,13 @@ async def kill_mid_fetch(rng: random.Random, workers: WorkerProcesses, upstream:
     # Within the requests still to come: a stage held back by a kill before merging
     # lets the same competition's other stream fetch on meanwhile.
     after = rng.randint(1, max(1, min(6, requests_left(upstream, competitions) - 2)))
+
+    async def released() -> bool:
+        return upstream.faults.held == 0
+
+    # The previous kill's held request is answered (to no one) only after `clear()`:
+    # until its thread counts it out, a fresh hold would look held already.
+    await until(released, "the previous held request to be let go", handle, workers)
     upstream.faults.set(FaultConfig(hold_after=after))
 
     async def held() -> bool:

@@ -30,6 +30,7 @@ def test_each_child_gets_its_own_ports(settings: Settings) -> None:
     assert shifted("127.0.0.1:9464", 2) == "127.0.0.1:9466"
     assert shifted("[::1]:9465", 4) == "[::1]:9469"
     assert shifted("", 2) == ""
+    assert shifted("127.0.0.1:0", 2) == "127.0.0.1:0"  # any free port, for each child
     config = settings.model_copy(update={"metrics_address": "127.0.0.1:9464",
                                          "health_address": "127.0.0.1:9465"})
     ports = [(child_environment(config, i)["PIPEWORKS_METRICS_ADDRESS"],
@@ -110,3 +111,32 @@ async def test_processes_share_a_run_restart_when_killed_and_drain_on_sigterm(
     assert text.count("worker stopped") >= 2 and "worker processes stopped" in text
     assert not [pid for pid in children if psutil.pid_exists(pid)
                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+
+
+async def test_workers_drain_and_exit_when_the_supervisor_is_killed(
+    temporal_env: WorkflowEnvironment, settings: Settings, tmp_path: Path,
+) -> None:
+    env = {**worker_env(settings), "PIPEWORKS_METRICS_ADDRESS": "",
+           "PIPEWORKS_HEALTH_ADDRESS": ""}
+    log = tmp_path / "workers.log"
+    supervisor = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "starters.cli", "worker", "--processes", "2", env=env,
+        stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT)
+    children: set[int] = set()
+    try:
+        children = await wait_for_children(temporal_env.client, settings, supervisor.pid, 2)
+        supervisor.kill()  # SIGKILL: no chance to stop its children itself
+        await supervisor.wait()
+        deadline = asyncio.get_running_loop().time() + 30
+        while any(psutil.pid_exists(pid) and psutil.Process(pid).status()
+                  != psutil.STATUS_ZOMBIE for pid in children):
+            assert asyncio.get_running_loop().time() < deadline, "workers outlived it"
+            await asyncio.sleep(0.1)
+    finally:
+        if supervisor.returncode is None:
+            supervisor.kill()
+            await supervisor.wait()
+        for pid in children:
+            if psutil.pid_exists(pid):
+                psutil.Process(pid).kill()
+    assert log.read_text().count("worker stopped") == 2  # each drained, not killed
