@@ -7,6 +7,7 @@ write by hand with asyncio + httpx + asyncpg.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 from collections.abc import Sequence
@@ -122,3 +123,15 @@ async def end_other_backends(conn: asyncpg.Connection, timeout_s: float = 10.0) 
             break
         await asyncio.sleep(0.05)
     return len(pids)
+
+
+def yardstick_parser(description: str, *, concurrency: bool = True) -> argparse.ArgumentParser:
+    """The options every yardstick takes (`run.py` starts them all alike)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--url", required=True, help="upstream base URL")
+    parser.add_argument("--org", default="A1", help="association id")
+    if concurrency:
+        parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--page-size", type=int, default=100)
+    return parser

@@ -47,6 +47,8 @@ from dlt.sources.rest_api import rest_api_source
 from dlt.sources.rest_api.typing import RESTAPIConfig
 from requests import Response
 
+from benchmarks.common import yardstick_parser
+
 DATASET = "dlt_sports"
 PIPELINE = "yardstick_dlt"
 TABLES = ("competitions", "teams", "games")
@@ -203,12 +205,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", required=True)
-    parser.add_argument("--url", required=True, help="upstream base URL")
-    parser.add_argument("--org", default="A1", help="association id")
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--page-size", type=int, default=100)
+    parser = yardstick_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--loader-file-format", default="csv",
                         choices=["csv", "insert_values"],
                         help="what normalize writes and load sends to Postgres: csv is"

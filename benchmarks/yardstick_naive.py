@@ -20,7 +20,7 @@ from urllib.parse import quote
 import asyncpg
 import httpx
 
-from benchmarks.common import COLUMNS, competition_row, game_row, team_row
+from benchmarks.common import COLUMNS, competition_row, game_row, team_row, yardstick_parser
 
 
 def upsert_sql(table: str) -> str:
@@ -100,11 +100,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", required=True)
-    parser.add_argument("--url", required=True, help="upstream base URL")
-    parser.add_argument("--org", default="A1", help="association id")
-    parser.add_argument("--page-size", type=int, default=100)
+    parser = yardstick_parser(__doc__.split("\n\n")[0], concurrency=False)
     return parser.parse_args(argv)
 
 

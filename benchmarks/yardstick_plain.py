@@ -28,7 +28,7 @@ from urllib.parse import quote
 import asyncpg
 import httpx
 
-from benchmarks.common import COLUMNS, competition_row, game_row, team_row
+from benchmarks.common import COLUMNS, competition_row, game_row, team_row, yardstick_parser
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -167,12 +167,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", required=True)
-    parser.add_argument("--url", required=True, help="upstream base URL")
-    parser.add_argument("--org", default="A1", help="association id")
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--page-size", type=int, default=100)
+    parser = yardstick_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--profile", metavar="FILE", help="write cProfile stats to FILE")
     return parser.parse_args(argv)
 

@@ -5,7 +5,7 @@ every third of the heartbeat timeout, so the stretches in between (a Retry-After
 a big merge) do not trip it. The SDK throttles `activity.heartbeat` besides.
 
 An activity that is done within `QUIET_START_SECONDS` sends no heartbeat at all: a
-sync of one small competition takes a fraction of a second, and its first heartbeat
+stream sync of a few small pages takes a fraction of a second, and its first heartbeat
 was one more RPC (and history-service write) per activity, for nothing
 (benchmarks/README.md). Cancellation reaches an activity through a heartbeat's answer,
 so a cancel waits for at most that long more.

@@ -128,19 +128,17 @@ async def stage_load(
         # The load row (locked) and its landed pages, in one round trip.
         landed = await landed_load(conn, load_id)
         load = landed[0] if landed else None
-        if load is None or (load["status"] == "fetching" and landed_pages is None):
+        # Marked landed here, with the caller's counts; else its row has them already.
+        finishing = landed_pages if load is not None and load["status"] == "fetching" else None
+        if load is None or (load["status"] == "fetching" and finishing is None):
             raise SystemFailure(f"load {load_id} is not landed yet")
-        if load["status"] == "fetching" and landed_pages is not None:
-            landed = [page for page in landed
-                      if page["page_no"] is None or page["page_no"] < landed_pages[0]]
-            numbers = [page["page_no"] for page in landed if page["page_no"] is not None]
-            if numbers != list(range(landed_pages[0])):
+        if finishing is not None:
+            pages = finishing[0]
+            landed = [p for p in landed if p["page_no"] is None or p["page_no"] < pages]
+            if [p["page_no"] for p in landed if p["page_no"] is not None] != list(range(pages)):
                 # Postgres lost pages not yet flushed (they landed unflushed): the
                 # retried fetch lands them again after the last one it finds.
-                raise SystemFailure(f"load {load_id}: {len(numbers)} of its"
-                                    f" {landed_pages[0]} pages are there")
-        else:
-            landed_pages = None  # landed already: its row has its pages and items
+                raise SystemFailure(f"load {load_id}: not all of its {pages} pages are there")
         if load["status"] == "compensated":
             raise PermanentError(f"load {load_id} belongs to undone changes: not staging it")
         if load["status"] == "staged":
@@ -215,5 +213,5 @@ async def stage_load(
                 outcome.labels = {key_text(key): str(values[stager.label_index])
                                   for key, values in rows.items()}
         await mark_staged(conn, load_id, asdict(outcome), drop_pages=not keep_pages,
-                          landed=landed_pages)
+                          landed=finishing)
         return outcome

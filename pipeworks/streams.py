@@ -26,7 +26,7 @@ from pipeworks.db import Connection
 from pipeworks.errors import ErrorCategory, as_application_error
 from pipeworks.heartbeat import Heartbeater, carried_errors
 from pipeworks.http import ErrorTally, UpstreamClient
-from pipeworks.landing import begin_load, finish_load, land_page
+from pipeworks.landing import begin_load, land_page
 from pipeworks.logging import get_logger
 from pipeworks.metrics import PipelineMetrics, current_stage
 from pipeworks.pagination import CursorEnvelope, Paginator
@@ -116,15 +116,13 @@ async def land_pages(
     load_id: str, entity: str, scope: str | None, path: str, params: dict[str, str],
     tally: ErrorTally, metrics: PipelineMetrics,
     on_page: Callable[[int, str | None], None] = lambda page_no, resume: None,
-    finish: bool = True,
 ) -> LandedStream:
     """Fetches the stream's pages after the last one landed, landing each one.
     `paginator_for` gets the resume points of the pages landed already.
 
-    With `finish`, the load is marked landed (a commit that flushes the pages' WAL);
-    without it, the stage that follows in the same activity does that in its own
-    transaction (one round trip and one WAL flush fewer per stream), and the stream
-    comes back with `finished` False."""
+    The load is not marked landed here: the stage that follows in the same activity
+    does that in its own transaction (one round trip and one WAL flush fewer per
+    stream), so a stream landed now comes back with `finished` False."""
     async with pool.acquire() as conn:
         state = await begin_load(conn, load_id=load_id, run_id=run_id, entity=entity,
                                  scope=scope, source_path=path)
@@ -141,15 +139,8 @@ async def land_pages(
             page_no += 1
             items += page.item_count
             on_page(page_no, page.resume)
-    # else: the earlier attempt landed the last page but died before finishing.
-    if not finish:
-        return LandedStream(load_id, entity, page_no, items, finished=False)
-    return LandedStream(load_id, entity, page_no, await _finish(pool, load_id, page_no))
-
-
-async def _finish(pool: asyncpg.Pool, load_id: str, pages: int) -> int:
-    async with pool.acquire() as conn:
-        return await finish_load(conn, load_id=load_id, pages=pages)
+    # else: the earlier attempt landed the last page but died before its stage.
+    return LandedStream(load_id, entity, page_no, items, finished=False)
 
 
 class StreamActivities:
@@ -239,7 +230,7 @@ class StreamActivities:
                     lambda seen: self.paginator_for(spec, request.page_size, seen),
                     run_id=request.run_id, load_id=load_id(request, spec), entity=spec.entity,
                     scope=request.scope, path=spec.path, params=spec.params, tally=tally,
-                    metrics=self._metrics, on_page=landed_page, finish=False)
+                    metrics=self._metrics, on_page=landed_page)
             return landed, time.monotonic() - started
 
         async with Heartbeater(checkpoint) as heartbeater:
