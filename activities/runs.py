@@ -115,6 +115,13 @@ class RunActivities:
                         if acquired:
                             return
                         assert holder_wf is not None and holder_run is not None
+                        # An earlier run of this workflow id (one this run continued
+                        # from, or one that ended without releasing): not running, as
+                        # only one run of an id runs at a time. Handed over at once.
+                        if holder_wf == request.workflow_id and await leases.take_over(
+                                conn, request.key, holder_run, request.workflow_id,
+                                request.run_id):
+                            return
                         if not await self._is_running(holder_wf, holder_run):
                             activity.logger.warning(
                                 "taking over the lease of %s from %s, which no longer runs",
@@ -128,15 +135,24 @@ class RunActivities:
     async def _is_running(self, workflow_id: str, run_id: str) -> bool:
         if self._temporal is None:
             return True
+        status = await self._status(workflow_id, run_id)
+        if status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            # The chain holds the lease into its next run, which takes it over.
+            status = await self._status(workflow_id, None)
+        return status == WorkflowExecutionStatus.RUNNING
+
+    async def _status(self, workflow_id: str, run_id: str | None
+                      ) -> WorkflowExecutionStatus | None:
+        assert self._temporal is not None
         try:
             described = await self._temporal.get_workflow_handle(
                 workflow_id, run_id=run_id).describe()
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                return False
+                return None
             # Temporal unreachable is no evidence the holder stopped: retry later.
             raise SystemFailure(f"cannot check lease holder {workflow_id}: {err}") from None
-        return described.status == WorkflowExecutionStatus.RUNNING
+        return described.status
 
     @activity.defn(name="release_lease")
     async def release_lease(self, request: LeaseRequest) -> None:

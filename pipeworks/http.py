@@ -127,6 +127,13 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
     return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
+def _retry_after(response: httpx.Response, default: float) -> float:
+    """The wait a 429 asks for; `Retry-After: 0` means now, only a missing or unreadable
+    header falls back to the default."""
+    seconds = _retry_after_seconds(response)
+    return default if seconds is None else seconds
+
+
 def _describe(response: httpx.Response) -> str:
     """A short reason from an error body that may be JSON, HTML or empty."""
     text = response.text.strip()
@@ -423,7 +430,7 @@ class UpstreamClient:
         if status == 429:
             raise HttpTransientError(
                 reason, status=status,
-                retry_after=_retry_after_seconds(response) or self._retry_after_default)
+                retry_after=_retry_after(response, self._retry_after_default))
         if status >= 500 or status == 408:
             raise HttpTransientError(reason, status=status,
                                      retry_after=_retry_after_seconds(response))

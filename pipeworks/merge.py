@@ -48,6 +48,9 @@ class TableSpec:
     name: str                      # schema-qualified: "schema.table"
     key: str | tuple[str, ...]
     columns: tuple[str, ...]       # every column the pipeline writes, keys included
+    # Lineage: the column that names the load which last wrote the row. Set on every
+    # inserted or changed row, never compared (a re-run that changes nothing leaves it).
+    lineage: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) and not (
@@ -56,12 +59,16 @@ class TableSpec:
         ):
             raise ValueError(f"{self.name}: a key is a column name or a tuple of two or more,"
                              f" not {self.key!r}")
-        parts = [*self.name.split("."), *self.keys, *self.columns]
+        parts = [*self.name.split("."), *self.keys, *self.columns,
+                 *((self.lineage,) if self.lineage else ())]
         if self.name.count(".") != 1 or not all(_IDENTIFIER.fullmatch(p) for p in parts):
             raise ValueError(f"not plain SQL identifiers: {self.name} {self.key} {self.columns}")
         if len(set(self.keys)) != len(self.keys) or not set(self.keys) <= set(self.columns):
             raise ValueError(f"{self.name}: key {self.key} must be distinct columns of"
                              f" {self.columns}")
+        if self.lineage is not None and self.lineage in self.columns:
+            raise ValueError(f"{self.name}: lineage column {self.lineage} is written by the"
+                             " merge, not by the rows")
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -167,6 +174,7 @@ async def merge_rows(
     delete_where: str | None = None,
     delete_args: Sequence[Any] = (),
     listed_keys: Collection[Any] = (),
+    load_id: str | None = None,
 ) -> MergeCounts:
     """Upsert `rows` (unique by key) and, with `delete_where`, delete the rows in that
     scope whose keys the upstream no longer lists (`listed_keys`, a superset of the
@@ -179,7 +187,9 @@ async def merge_rows(
     no COPY); one join finds what changes, and the same rows feed the change log (with
     their before-images) and the upsert; the rows no longer listed are change-logged
     and deleted. All of it sees one snapshot. The upserted keys are listed and the
-    deleted ones are not, so the two never touch the same row."""
+    deleted ones are not, so the two never touch the same row.
+
+    `load_id` goes into `spec.lineage` of every row inserted or changed."""
     if not conn.is_in_transaction():
         # The change log and the rows must commit together.
         raise RuntimeError("merge_rows must run inside a transaction")
@@ -206,9 +216,18 @@ async def merge_rows(
         arrays = ", ".join(f"${first + i}::{types[c]}[]" for i, c in enumerate(spec.columns))
         incoming = f"SELECT * FROM unnest({arrays}) AS i({cols})"
         args.extend(list(column) for column in _columns(rows, len(spec.columns)))
+    written_cols = cols
+    stamped: list[str] = []
+    if spec.lineage is not None:
+        if load_id is None:
+            raise ValueError(f"{spec.name} records lineage: merge_rows needs a load_id")
+        args.append(load_id)
+        written_cols = f"{cols}, {spec.lineage}"
+        stamped = [f"{spec.lineage} = EXCLUDED.{spec.lineage}"]
+    written_values = cols if spec.lineage is None else f"{cols}, ${len(args)}::text"
     if spec.compared:
         differs = f" OR {_tuple('t', spec.compared)} IS DISTINCT FROM {_tuple('i', spec.compared)}"
-        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.compared)
+        assignments = ", ".join([*(f"{c} = EXCLUDED.{c}" for c in spec.compared), *stamped])
         on_conflict = (
             f"DO UPDATE SET {assignments}\n            WHERE {_tuple('t', spec.compared)}"
             f" IS DISTINCT FROM {_tuple('EXCLUDED', spec.compared)}")
@@ -269,7 +288,7 @@ async def merge_rows(
             FROM changed c{"" if scope_per_row else " WHERE NOT c.pipeworks_is_new"}
             ON CONFLICT (run_id, table_name, row_key) DO NOTHING
         ){"" if scope_per_row else inserts_logged}, written AS (
-            INSERT INTO {spec.name} AS t ({cols}) SELECT {cols} FROM changed
+            INSERT INTO {spec.name} AS t ({written_cols}) SELECT {written_values} FROM changed
             ON CONFLICT ({keys}) {on_conflict}
             RETURNING (xmax = 0) AS inserted
         ){deletion}

@@ -49,10 +49,12 @@ class PipelineResources:
 
     def http_client(self, base_url: str, metrics: PipelineMetrics, *, token: str | None = None,
                     basic_auth: tuple[str, str] | None = None,
-                    rate_limit_per_second: float | None = None) -> UpstreamClient:
+                    rate_limit_per_second: float | None = None,
+                    retry_after_default_seconds: float = 1.0) -> UpstreamClient:
         """An upstream's HTTP client with the worker's timeouts, closed with the worker.
         A rate limit is kept per upstream (host and port) and shared by every worker
-        through Postgres."""
+        through Postgres. `retry_after_default_seconds`: the wait after a 429 that names
+        none (an upstream's documented default)."""
         from pipeworks.http import UpstreamClient
         from pipeworks.rate_limit import SharedRateLimit
 
@@ -67,7 +69,7 @@ class PipelineResources:
             timeout_seconds=self.settings.http_timeout_seconds,
             max_attempts=self.settings.http_max_attempts,
             max_connections=self.settings.max_concurrent_activities * 2, metrics=metrics,
-            rate_limit=limit)
+            rate_limit=limit, retry_after_default_seconds=retry_after_default_seconds)
         self.close_later(client.aclose)
         return client
 

@@ -76,6 +76,11 @@ class Stager(Protocol):
         """Predicate on alias `t` (params from $3) of rows a full sync owns, or None."""
         ...
 
+    async def finish(self, conn: Connection, outcome: "StageOutcome") -> None:
+        """Runs in the stage's transaction after the merge: state that must commit with
+        the rows and never ahead of them (e.g. a stream's watermark)."""
+        ...
+
 
 @dataclass
 class StageOutcome:
@@ -205,6 +210,7 @@ async def stage_load(
             delete_where=deletion[0] if deletion else None,
             delete_args=deletion[1] if deletion else (),
             listed_keys=listed,
+            load_id=load_id,
         )
         outcome.merge = counts.as_dict()
         if return_keys:
@@ -212,6 +218,7 @@ async def stage_load(
             if stager.label_index is not None:
                 outcome.labels = {key_text(key): str(values[stager.label_index])
                                   for key, values in rows.items()}
+        await stager.finish(conn, outcome)
         await mark_staged(conn, load_id, asdict(outcome), drop_pages=not keep_pages,
                           landed=finishing)
         return outcome

@@ -46,6 +46,8 @@ class StreamSpec:
     stage_options: dict[str, str | None] = field(default_factory=dict)
     # The pipeline's name for a pagination strategy (see `StreamActivities.paginator_for`).
     pagination: str = "cursor"
+    # What the pipeline's `paginator_for` needs besides the strategy (e.g. a time window).
+    fetch_options: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -180,6 +182,11 @@ class StreamActivities:
         only for small streams whose keys drive the next step."""
         return False
 
+    def lock_key(self, scope: str) -> str:
+        """What serialises the stages of `scope` across runs and workers (a pipeline
+        whose scopes share rows maps them to one key)."""
+        return f"{self._lock_namespace}:{scope}"
+
     @contextmanager
     def step(self, stage: str, step: str) -> Iterator[None]:
         """Labels what code below records (HTTP metrics, errors) and times the step."""
@@ -197,7 +204,7 @@ class StreamActivities:
         stager = self.stager_for(spec)
         outcome = await stage_load(
             conn, stager, load_id=load_id, run_id=run_id, scope=scope,
-            lock_key=f"{self._lock_namespace}:{scope}", full_sync=full_sync,
+            lock_key=self.lock_key(scope), full_sync=full_sync,
             keep_pages=self._keep_landed_pages, return_keys=self.return_keys(spec),
             landed_pages=(landed.pages, landed.items)
             if landed is not None and not landed.finished else None)

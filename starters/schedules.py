@@ -147,18 +147,21 @@ def parse_action(argv: Sequence[str], settings: Settings) -> RunInput | None:
         raise StarterError(action_usage())
     if argv[0].startswith("-"):  # an option of `create` itself, misspelt or after `--`
         raise StarterError(f"no such option {argv[0]!r} before the action; {action_usage()}")
-    action = actions().get(argv[0])
+    # An action's name is one or more words (`sync-all`, `f1 sync`): the longest match.
+    matching = [a for a in actions().values()
+                if list(argv[:len(a.name.split())]) == a.name.split()]
+    action = max(matching, key=lambda a: len(a.name.split()), default=None)
     if action is None:
         raise StarterError(f"unknown action {argv[0]!r}; {action_usage()}")
+    words = action.name.split()
     for option, reason in action.refused.items():
         if any(arg == option or arg.startswith(f"{option}=") for arg in argv):
             raise StarterError(f"{option}: {reason}")
-    # The actions' own little command line (a group even when there is one action, so
-    # that the action's name is a command, as it is in `pipeworks` itself).
+    # The action's own little command line (a group even for one command, so that the
+    # action's name is a command, as it is in `pipeworks` itself).
     actions_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                               rich_markup_mode=None, no_args_is_help=False)
-    for each in actions().values():
-        actions_app.command(each.name)(each.command)
+    actions_app.command(words[-1])(action.command)
 
     @actions_app.callback()
     def _group() -> None:
@@ -166,10 +169,12 @@ def parse_action(argv: Sequence[str], settings: Settings) -> RunInput | None:
 
     command = typer.main.get_command(actions_app)
     try:
-        values = command.main(args=list(argv), prog_name="pipeworks schedule create NAME ... --",
+        values = command.main(args=[words[-1], *argv[len(words):]],
+                              prog_name=f"pipeworks schedule create NAME ... -- "
+                                        f"{' '.join(words[:-1])}".rstrip(),
                               standalone_mode=False)
     except typer.TyperException as err:  # the action's command line itself is wrong
-        raise StarterError(f"{argv[0]}: {err.format_message()}") from None
+        raise StarterError(f"{action.name}: {err.format_message()}") from None
     if not isinstance(values, dict):  # `--help`: printed, nothing to create
         return None
     built = action.build(settings, values)

@@ -23,7 +23,14 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.alerts import AlertActivities, RunAlert
-    from activities.runs import RunActivities, RunFinished, RunStarted, UndoRequest, UndoResult
+    from activities.runs import (
+        LeaseRequest,
+        RunActivities,
+        RunFinished,
+        RunStarted,
+        UndoRequest,
+        UndoResult,
+    )
     from pipeworks import search_attributes
     from pipeworks.errors import (
         NON_RETRYABLE_ERROR_TYPES,
@@ -73,6 +80,10 @@ class PipelineWorkflow:
         self._cancel_reason: str | None = None
         self._work: asyncio.Task[Any] | None = None  # the cancellable part of the run
         self._search_attributes: dict[str, str] = {}
+        # A run that continues as new: the first run of its chain (its record in
+        # `pipeline.runs`), and whether this run goes on in a next one.
+        self.chain_run_id: str | None = None
+        self.continuing = False
 
     @workflow.query(name="progress")
     def progress_query(self) -> dict[str, Any]:
@@ -181,22 +192,44 @@ class PipelineWorkflow:
                 if task.done():
                     return task.result()
 
+    @property
+    def record_run_id(self) -> str:
+        """The run id of the run's record: a chain of continued runs has one."""
+        return self.chain_run_id or workflow.info().run_id
+
     async def record_started(self, params: dict[str, Any]) -> None:
         info = workflow.info()
         await workflow.execute_activity_method(
             RunActivities.record_run_started,
-            RunStarted(info.workflow_id, info.run_id, self.progress.pipeline, params),
+            RunStarted(info.workflow_id, self.record_run_id, self.progress.pipeline, params),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=PERSISTENT_RETRY,
             summary="record run start",
         )
 
     async def record_finished(self, stats: dict[str, Any]) -> None:
         workflow.logger.info("run %s: %s", self.progress.status, self.progress.message or "")
-        run = RunFinished(workflow.info().run_id, self.progress.status,
+        run = RunFinished(self.record_run_id, self.progress.status,
                           {**self.progress.as_dict(), **stats})
         await self.shielded(lambda: workflow.execute_activity_method(
             RunActivities.record_run_finished, run, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=PERSISTENT_RETRY, summary=f"record run {self.progress.status}"))
+
+    # -- leases: at most one run writes what a key covers (pipeworks/leases.py) ------
+
+    async def acquire_lease(self, lease: LeaseRequest, summary: str) -> None:
+        """Waits until this run holds `lease` (a cancel stops the wait)."""
+        await workflow.execute_activity_method(
+            RunActivities.acquire_lease, lease,
+            start_to_close_timeout=timedelta(hours=24), heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=PERSISTENT_RETRY, summary=summary,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+
+    async def release_lease(self, lease: LeaseRequest, summary: str) -> None:
+        """Idempotent, also for a lease never acquired; runs to the end when cancelled."""
+        await self.shielded(lambda: workflow.execute_activity_method(
+            RunActivities.release_lease, lease,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=PERSISTENT_RETRY,
+            summary=summary))
 
     # -- search attributes and alerts ------------------------------------------
 
@@ -281,26 +314,36 @@ class PipelineWorkflow:
         the final status and returns the closing message. Returns the result, or raises
         what ends the run in Temporal's terms."""
         self.progress.status = "running"
-        self.note("starting")
+        self.note("starting" if self.chain_run_id is None else "going on")
         failure: BaseException | None = None
         try:
-            await self.record_started(request.model_dump(mode="json", exclude_none=True))
+            if self.chain_run_id is None:  # a continued run was recorded by the first
+                await self.record_started(
+                    request.model_dump(mode="json", exclude_none=True,
+                                       exclude={"checkpoint"}))
             await self.guard(work(), request.deadline_seconds)
         except (Exception, asyncio.CancelledError) as err:
+            self.continuing = False
             # An item's failure ends the run with that failure's category.
             failure = err.cause if isinstance(err, ItemFailed) else err
             runs = list(undo_runs())
             await self.roll_back(err, runs, changed=bool(runs))
         else:
-            self.note(succeeded())
+            if not self.continuing:
+                self.note(succeeded())
         finally:
-            if before_finish is not None:
+            # A run that continues as new leaves its lease (say), the record and the end
+            # to the next.
+            if before_finish is not None and not self.continuing:
                 await before_finish()
-            self.set_stage(self.progress.status)
-            await self.record_finished(stats())
-            isolated = isolated_cause()
-            await self.alert_if_needed(failure or isolated,
-                                       partly_rolled_back=isolated is not None)
+            if not self.continuing:
+                self.set_stage(self.progress.status)
+                await self.record_finished(stats())
+                isolated = isolated_cause()
+                await self.alert_if_needed(failure or isolated,
+                                           partly_rolled_back=isolated is not None)
+        if self.continuing:
+            return self.progress.as_dict()
         return self.final_outcome(failure)
 
     # -- the saga: undo from the change log --------------------------------------

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from activities.sports.models import Competition, Game, Item, Team, key_of
 from pipeworks.db import Connection
 from pipeworks.merge import TableSpec
-from pipeworks.staging import Verdict, envelope_items
+from pipeworks.staging import StageOutcome, Verdict, envelope_items
 from pipeworks.validation import describe
 
 COMPETITIONS = TableSpec(
@@ -62,6 +62,11 @@ class CompetitionStager:
     async def prepare(self, conn: Connection) -> None:
         return None
 
+
+    async def finish(self, conn: Connection, outcome: StageOutcome) -> None:
+
+        return None
+
     def judge(self, item: Any) -> Verdict:
         try:
             c = Competition.model_validate(item)
@@ -92,6 +97,11 @@ class TeamStager:
         self.competition_id = competition_id
 
     async def prepare(self, conn: Connection) -> None:
+        return None
+
+
+    async def finish(self, conn: Connection, outcome: StageOutcome) -> None:
+
         return None
 
     def judge(self, item: Any) -> Verdict:
@@ -133,6 +143,9 @@ class GameStager:
         self._team_ids = frozenset(r["id"] for r in rows)
         if self.club_id is not None:
             self._club_team_ids = frozenset(r["id"] for r in rows if r["club_id"] == self.club_id)
+
+    async def finish(self, conn: Connection, outcome: StageOutcome) -> None:
+        return None
 
     def judge(self, item: Any) -> Verdict:
         try:

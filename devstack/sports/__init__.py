@@ -12,11 +12,11 @@ In-process use::
 Out of process: ``python -m devstack.sports --port 8765 --size demo``.
 """
 
+from devstack.http_stats import Stats
 from devstack.sports.dataset import Dataset
 from devstack.sports.faults import FaultConfig, Faults
 from devstack.sports.presets import PRESETS, load_preset
 from devstack.sports.server import UpstreamServer
-from devstack.sports.stats import Stats
 
 __all__ = [
     "PRESETS",

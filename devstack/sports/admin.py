@@ -15,11 +15,11 @@ from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
+from devstack.http_admin import CommonAdmin, common_route, json_body, json_object, json_response
+from devstack.http_stats import Stats
 from devstack.sports.api import Response, error_response
 from devstack.sports.dataset import Dataset
-from devstack.sports.faults import FaultConfig, Faults
-from devstack.sports.listing import encode
-from devstack.sports.stats import Stats
+from devstack.sports.faults import Faults
 
 # Dataset methods callable through POST /_admin/dataset: {"op": name, "args": {...}}.
 _DATASET_OPS = frozenset(
@@ -48,16 +48,6 @@ class AdminContext:
     info: Callable[[], dict[str, Any]]
 
 
-def _json(status: int, value: Any) -> Response:
-    return Response(status, encode(value).encode())
-
-
-def _body(raw: bytes) -> Any:
-    if not raw.strip():
-        return {}
-    return json.loads(raw)
-
-
 def handle(ctx: AdminContext, method: str, path: str, query: str, raw_body: bytes) -> Response:
     try:
         return _dispatch(ctx, method, path, parse_qs(query), raw_body)
@@ -74,40 +64,19 @@ def handle(ctx: AdminContext, method: str, path: str, query: str, raw_body: byte
 def _dispatch(
     ctx: AdminContext, method: str, path: str, params: dict[str, list[str]], raw: bytes
 ) -> Response:
+    common = common_route(CommonAdmin(ctx.faults, ctx.stats, ctx.info), method, path, params, raw)
+    if common is not None:
+        return common
     endpoint = (method, path.rstrip("/"))
-    if endpoint == ("GET", "/_admin/health"):
-        return _json(200, {"status": "ok"})
-    if endpoint == ("GET", "/_admin/info"):
-        return _json(200, ctx.info())
-    if endpoint == ("GET", "/_admin/faults"):
-        return _json(200, ctx.faults.config.model_dump(mode="json"))
-    if endpoint == ("PUT", "/_admin/faults"):
-        config = ctx.faults.set(FaultConfig.model_validate(_body(raw)))
-        return _json(200, config.model_dump(mode="json"))
-    if endpoint == ("PATCH", "/_admin/faults"):
-        changes = _body(raw)
-        if not isinstance(changes, dict):
-            raise ValueError("body must be a JSON object")
-        return _json(200, ctx.faults.set(**changes).model_dump(mode="json"))
-    if endpoint == ("GET", "/_admin/stats"):
-        show_log = params.get("log", ["1"])[-1] not in ("0", "false", "no")
-        since = int(params.get("since", ["0"])[-1])
-        limit = int(params["log_limit"][-1]) if "log_limit" in params else None
-        return _json(200, ctx.stats.snapshot(log=show_log, since_seq=since, log_limit=limit))
-    if endpoint == ("DELETE", "/_admin/stats"):
-        ctx.stats.clear()
-        return _json(200, {"status": "cleared"})
     if endpoint == ("POST", "/_admin/reset"):
-        return _json(200, _reset(ctx, _body(raw)))
+        return json_response(200, _reset(ctx, json_object(raw)))
     if endpoint == ("POST", "/_admin/dataset"):
-        return _json(200, {"result": _dataset_op(ctx.dataset, _body(raw))})
+        return json_response(200, {"result": _dataset_op(ctx.dataset, json_body(raw))})
     return error_response(404, "not_found", f"no admin endpoint {method} {path}")
 
 
-def _reset(ctx: AdminContext, options: Any) -> dict[str, bool]:
+def _reset(ctx: AdminContext, options: dict[str, Any]) -> dict[str, bool]:
     """Reset dataset, faults and stats; a body like {"dataset": false} keeps a part."""
-    if not isinstance(options, dict):
-        raise ValueError("body must be a JSON object")
     done = {part: bool(options.get(part, True)) for part in ("dataset", "faults", "stats")}
     if done["dataset"]:
         ctx.dataset.reset()

@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import parse_qs, unquote
 
+from devstack.http_server import JSON_TYPE, Response
 from devstack.sports.cursor import CursorError, decode_cursor, encode_cursor, signature
 from devstack.sports.dataset import Dataset, Page
 from devstack.sports.listing import Key, encode
 from devstack.sports.models import parse_rfc3339
 
-JSON_TYPE = "application/json; charset=utf-8"
+__all__ = ["JSON_TYPE", "Response", "error_response", "handle", "route_template"]
+
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 
@@ -40,14 +42,6 @@ _ENTITY_NAMES: dict[Kind, str] = {
     "teams": "competition",
     "games": "competition",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    body: bytes
-    content_type: str = JSON_TYPE
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

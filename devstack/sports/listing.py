@@ -18,14 +18,13 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
+from devstack.http_server import encode_json
+
 Key = int | Fraction
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def encode(value: Any) -> str:
-    return _ENCODER.encode(value)
+# Compact JSON, the same encoder the shared admin routes use.
+encode = encode_json
 
 
 @dataclass(slots=True)

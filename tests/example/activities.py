@@ -11,7 +11,7 @@ from temporalio import activity
 from pipeworks.db import Connection
 from pipeworks.merge import TableSpec
 from pipeworks.pagination import JsonArrayWindows, Paginator
-from pipeworks.staging import Stager, Verdict, array_items
+from pipeworks.staging import StageOutcome, Stager, Verdict, array_items
 from pipeworks.streams import StreamActivities, StreamSpec, SyncOutcome, SyncRequest
 from pipeworks.validation import describe
 
@@ -36,6 +36,11 @@ class ReadingStager:
         self.station = station
 
     async def prepare(self, conn: Connection) -> None:
+        return None
+
+
+    async def finish(self, conn: Connection, outcome: StageOutcome) -> None:
+
         return None
 
     def judge(self, item: Any) -> Verdict:

@@ -18,7 +18,7 @@ from devstack.postgres import EmbeddedPostgres
 from pipeworks.db import Connection, connect, migrate
 from pipeworks.landing import begin_load, finish_load, land_page
 from pipeworks.merge import MergeCounts, TableSpec, merge_rows, undo_changes
-from pipeworks.staging import Verdict, array_items, envelope_items, stage_load
+from pipeworks.staging import StageOutcome, Verdict, array_items, envelope_items, stage_load
 
 LAP_COLUMNS = ("session_key", "driver_number", "lap_number", "lap_duration", "date_start")
 LAPS = TableSpec("kernel_test.laps", ("session_key", "driver_number", "lap_number"),
@@ -368,6 +368,11 @@ class LapStager:
         self.session = session
 
     async def prepare(self, conn: Connection) -> None:
+        return None
+
+
+    async def finish(self, conn: Connection, outcome: StageOutcome) -> None:
+
         return None
 
     def judge(self, item: Any) -> Verdict:

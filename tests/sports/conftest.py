@@ -44,7 +44,9 @@ def sports_settings(**values: object) -> SportsSettings:
 
 @pytest.fixture
 def settings(kernel_settings: Settings, upstream: UpstreamServer) -> Settings:
-    return kernel_settings.with_pipeline(sports_settings(sports_api_url=upstream.url))
+    # This worker serves the sports pipeline only: no other pipeline's upstream needed.
+    return kernel_settings.model_copy(update={"pipelines": "sports_sync"}).with_pipeline(
+        sports_settings(sports_api_url=upstream.url))
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -11,11 +11,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
 from devstack.sports.dataset import Dataset
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
+from tests.run_results import failure_of as failure_of  # re-exported
 from workflows.sports.inputs import RunOptions
 
 SPORTS_TABLES = ("sports.competitions", "sports.teams", "sports.games")
@@ -104,14 +105,6 @@ async def start_sync(client: Client, settings: Settings, **fields: Any
         task_queue=settings.task_queue)
 
 
-async def failure_of(handle: WorkflowHandle[Any, Any]) -> BaseException:
-    """The cause of a run that must not succeed."""
-    try:
-        result = await handle.result()
-    except WorkflowFailureError as err:
-        assert err.cause is not None
-        return err.cause
-    raise AssertionError(f"the run should not have succeeded: {result}")
 
 
 def pages(items: int, page_size: int) -> int:

@@ -124,6 +124,7 @@ def pipeworks_env(settings: Settings) -> dict[str, str]:
     return {**base, "COLUMNS": "160", "NO_COLOR": "1",
             "PIPEWORKS_DATABASE_URL": settings.database_url.get_secret_value(),
             "PIPEWORKS_SPORTS_API_URL": sports_api_url,
+            "PIPEWORKS_PIPELINES": "sports_sync",
             "PIPEWORKS_TEMPORAL_ADDRESS": settings.temporal_address,
             "PIPEWORKS_TASK_QUEUE": settings.task_queue,
             "PIPEWORKS_HOME": str(settings.home)}

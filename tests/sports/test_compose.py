@@ -66,6 +66,7 @@ TEMPORAL_UI = "temporal-ui"
 REGISTER = "register-search-attributes"
 PIPEWORKS_DB = "pipeworks-db"
 UPSTREAM = "demo-upstream"
+F1_UPSTREAM = "demo-f1-upstream"
 WORKER = "worker"
 PROMETHEUS = "prometheus"
 GRAFANA = "grafana"
@@ -901,7 +902,8 @@ def test_depends_on_names_existing_services(compose: Compose) -> None:
 def test_worker_waits_for_what_it_needs(compose: Compose) -> None:
     assert dependencies(services(compose)[WORKER]) == {
         TEMPORAL: "service_healthy", REGISTER: "service_completed_successfully",
-        PIPEWORKS_DB: "service_healthy", UPSTREAM: "service_healthy"}
+        PIPEWORKS_DB: "service_healthy", UPSTREAM: "service_healthy",
+        F1_UPSTREAM: "service_healthy"}
 
 
 def test_images_are_pinned(compose: Compose) -> None:

@@ -4,15 +4,14 @@ run changed is undone from the change log before the run ends."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
-from temporalio.workflow import ActivityCancellationType, ChildWorkflowCancellationType
+from temporalio.workflow import ChildWorkflowCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.runs import LeaseRequest, RunActivities
+    from activities.runs import LeaseRequest
     from activities.sports import PIPELINE
     from activities.sports.activities import (
         OrgRef,
@@ -23,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sports.search_attributes import ORG_ID, ORG_KIND
     from pipeworks.errors import ErrorCategory
     from pipeworks.progress import RunProgress
-    from workflows.base import BOOKKEEPING_TIMEOUT, PERSISTENT_RETRY
+    from workflows.base import BOOKKEEPING_TIMEOUT
     from workflows.parts import PartsProgress, failed_part_report, run_part
     from workflows.sports.competitions import (
         PART_PROGRESS_SIGNAL,
@@ -76,11 +75,7 @@ class AccountSyncWorkflow(CompetitionsWorkflow):
 
     async def _release_lease(self) -> None:
         if self._lease is not None:
-            lease = self._lease  # releasing is idempotent, also if never acquired
-            await self.shielded(lambda: workflow.execute_activity_method(
-                RunActivities.release_lease, lease,
-                start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=PERSISTENT_RETRY,
-                summary="release organisation lease"))
+            await self.release_lease(self._lease, "release organisation lease")
 
     async def _execute(self, request: AccountSyncInput) -> None:
         """Everything a cancel signal or the deadline may interrupt, lease wait included."""
@@ -113,11 +108,7 @@ class AccountSyncWorkflow(CompetitionsWorkflow):
                              info.run_id)
         self._lease = lease
         self.note(f"waiting for other runs on association {org.association_id} to finish")
-        await workflow.execute_activity_method(
-            RunActivities.acquire_lease, lease,
-            start_to_close_timeout=timedelta(hours=24), heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=PERSISTENT_RETRY, summary=f"lease association {org.association_id}",
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+        await self.acquire_lease(lease, f"lease association {org.association_id}")
 
     async def _sync(self, request: AccountSyncInput, org: OrgRef) -> None:
         competition_ids = await self._competitions(org)

@@ -4,26 +4,18 @@ changes) and undoes the children that had finished, newest first."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import (
-    ActivityError,
-    ChildWorkflowError,
-    WorkflowAlreadyStartedError,
-)
 
 with workflow.unsafe.imports_passed_through():
-    from activities.runs import RunActivities
     from activities.sports import BATCH_PIPELINE, PIPELINE
     from activities.sports.activities import SportsActivities
     from activities.sports.search_attributes import ORG_KIND
     from pipeworks import search_attributes
-    from pipeworks.errors import failure_message
     from pipeworks.progress import RunProgress
     from workflows.base import BOOKKEEPING_TIMEOUT, PipelineWorkflow
+    from workflows.children import counted_child, start_or_attach
     from workflows.fanout import fan_out
     from workflows.sports.account_sync import AccountSyncWorkflow
     from workflows.sports.competitions import UNDO_TABLES
@@ -76,44 +68,15 @@ class BatchSyncWorkflow(PipelineWorkflow):
         stage.status = "done" if not stage.failed else "failed"
 
     async def _sync_account(self, account_id: int, child_input: dict[str, Any]) -> None:
-        stage = self.progress.stage("accounts")
-        try:
-            result, run_id = await self._run_child(account_id, child_input)
-        except (ChildWorkflowError, ActivityError) as err:
-            # Only the batch's own cancellation stops it; a child cancelled from
-            # outside is one failed account.
-            task = asyncio.current_task()
-            if self.stopping or (task is not None and task.cancelling()):
-                raise
-            if isinstance(err, ChildWorkflowError):  # activity failures count themselves
-                self.count_failure(err)
-            stage.failed += 1
-            self.note(f"account {account_id} failed: {failure_message(err)}")
-            return
-        if run_id:
-            self._finished_runs.append(run_id)
-        stage.done += 1
-        records = result.get("records", {})
-        stage.records.add(int(records.get("fetched", 0)), int(records.get("staged", 0)),
-                          int(records.get("invalid", 0)))
-        self.progress.count_errors(result.get("errors", {}))
-        self.note()
-
-    async def _run_child(self, account_id: int, child_input: dict[str, Any]
-                         ) -> tuple[dict[str, Any], str | None]:
-        """The child's result and run id; attaches to an on-demand sync already running
+        """One account's sync as a child; attaches to an on-demand sync already running
         (whose changes are that run's own: a batch cancel does not undo them)."""
-        workflow_id = f"sports-sync-account-{account_id}"
-        try:
-            handle = await workflow.start_child_workflow(
-                AccountSyncWorkflow.run, {"account_id": account_id, **child_input},
-                id=workflow_id, static_summary=f"sync account {account_id}",
+        synced = await counted_child(
+            self, self.progress.stage("accounts"), f"account {account_id}",
+            lambda: start_or_attach(
+                self, AccountSyncWorkflow.run, {"account_id": account_id, **child_input},
+                workflow_id=f"sports-sync-account-{account_id}",
+                summary=f"sync account {account_id}",
                 search_attributes=self.child_search_attributes(
-                    (search_attributes.PIPELINE, PIPELINE)))
-        except WorkflowAlreadyStartedError:
-            attached = await self.run_activity(
-                RunActivities.await_workflow, workflow_id, summary=f"attach to {workflow_id}",
-                start_to_close=timedelta(hours=24), heartbeat_timeout=timedelta(seconds=30))
-            return attached, None
-        result: dict[str, Any] = await handle
-        return result, handle.first_execution_run_id
+                    (search_attributes.PIPELINE, PIPELINE))))
+        if synced is not None and synced[1]:
+            self._finished_runs.append(synced[1])

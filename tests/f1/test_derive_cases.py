@@ -1,0 +1,158 @@
+"""Hand-checked expectations for the tricky cases of the definitions (interfaces.md, F1
+pipeline, Definitions), on the synthetic race of derive_fixtures.synthetic_race."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from pipeworks.db import Connection
+from tests.f1.derive_fixtures import RACE, derive, derived, insert_raw, synthetic_race
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+VER, LEC, PER, SAI, HUL, SAR = 1, 16, 11, 55, 27, 2
+
+
+async def race(db: Connection) -> dict[str, dict[Any, dict[str, Any]]]:
+    await insert_raw(db, synthetic_race())
+    await derive(db, RACE)
+    return await derived(db, RACE)
+
+
+def labels(laps: dict[Any, dict[str, Any]], lap_number: int) -> dict[int, str | None]:
+    return {d: row["neutralised"] for (d, n), row in laps.items() if n == lap_number}
+
+
+async def test_the_safety_car_ends_when_the_leader_completes_the_named_lap(db: Connection
+                                                                          ) -> None:
+    laps = (await race(db))["lap_metrics"]
+    # "Safety Car In This Lap" (any case) names lap 14: the period ends when the leader
+    # (VER) completes it, the instant his lap 15 starts. Touching is no overlap.
+    assert laps[VER, 14]["position"] == 1
+    assert set(labels(laps, 13).values()) == {"SC"}
+    assert set(labels(laps, 14).values()) == {"SC"}
+    assert set(labels(laps, 15).values()) == {None}
+    # Lap 15 follows a lap that overlapped the SC period: not valid for pace (VER's is
+    # his out-lap, which comes first; SAR's lap 15 is an in-lap).
+    assert {d: laps[d, 15]["invalid_reason"] for d in (VER, LEC, PER, SAI)} == {
+        VER: "out_lap", LEC: "after_sc", PER: "after_sc", SAI: "after_sc"}
+    assert laps[LEC, 16]["valid_for_pace"]
+
+
+async def test_vsc_and_sc_phrases_are_told_apart(db: Connection) -> None:
+    laps = (await race(db))["lap_metrics"]
+    # "VIRTUAL SAFETY CAR DEPLOYED" contains "SAFETY CAR DEPLOYED" but does not start
+    # with it: a VSC, and the lap after it is not "after an SC period".
+    assert set(labels(laps, 5).values()) == {"VSC"}
+    assert laps[LEC, 7]["invalid_reason"] == "in_lap"
+    assert laps[SAI, 6]["invalid_reason"] is None and laps[SAI, 7]["invalid_reason"] is None
+
+
+async def test_a_lap_overlapping_a_period_by_only_an_instant_is_not_neutralised(
+        db: Connection) -> None:
+    laps = (await race(db))["lap_metrics"]
+    # The VSC ends 0.4 s into LEC's lap 6: below the instant (1 s), not neutralised.
+    assert laps[LEC, 6]["neutralised"] is None and laps[LEC, 6]["valid_for_pace"]
+    # VER started lap 6 1.459 s before LEC: 1.859 s under the VSC.
+    assert laps[LEC, 5]["gap_to_leader_s"] - laps[VER, 5]["gap_to_leader_s"] == Decimal(
+        "1.459")
+    assert laps[VER, 6]["neutralised"] == "VSC"
+    assert laps[VER, 6]["invalid_reason"] == "neutralised"
+
+
+async def test_red_flag_infringement_is_not_a_red_flag(db: Connection) -> None:
+    laps = (await race(db))["lap_metrics"]
+    assert set(labels(laps, 17).values()) == {"RED"}
+    # "RED FLAG INFRINGEMENT - CAR 2 (SAR) - NOTED" on lap 19 starts no period.
+    assert set(labels(laps, 19).values()) == {None}
+    assert set(labels(laps, 20).values()) == {None}
+    # Had it been a red flag, laps 19 and 20 would be (no SESSION STARTED after it).
+    await db.execute("UPDATE f1.race_control SET message = 'RED FLAG - RACE SUSPENDED'"
+                     " WHERE message LIKE 'RED FLAG INFRINGEMENT%'")
+    await derive(db, RACE)
+    laps = (await derived(db, RACE))["lap_metrics"]
+    assert set(labels(laps, 20).values()) == {"RED"}
+
+
+async def test_label_priority_and_messages_without_a_date(db: Connection) -> None:
+    laps = (await race(db))["lap_metrics"]
+    # SAR is lapped: his lap 16 runs while the leaders' lap 17 is red-flagged.
+    assert laps[SAR, 16]["neutralised"] == "RED"
+    # A dateless "SAFETY CAR DEPLOYED" opens no period: lap 2 is clean.
+    assert set(labels(laps, 2).values()) == {None}
+    # A lap overlapping SC and RED periods is RED: make the SC run into the red flag.
+    await db.execute("DELETE FROM f1.race_control WHERE message = 'Safety Car In This Lap'")
+    await derive(db, RACE)
+    laps = (await derived(db, RACE))["lap_metrics"]
+    # No end message and no later TRACK CLEAR or green flag: the period is still open.
+    assert labels(laps, 16) == {VER: "SC", LEC: "SC", PER: "SC", SAI: "SC", SAR: "RED"}
+    assert set(labels(laps, 17).values()) == {"RED"}
+    assert set(labels(laps, 18).values()) == {"SC"}
+
+
+async def test_fuel_tyre_age_in_and_out_laps(db: Connection) -> None:
+    laps = (await race(db))["lap_metrics"]
+    # L = 20, the winner's number_of_laps: fuel 110 - 5.5 (n - 0.5).
+    assert laps[VER, 1]["fuel_kg"] == Decimal("107.25")
+    assert laps[VER, 20]["fuel_kg"] == Decimal("2.75")
+    assert laps[VER, 1]["tyre_age"] == 4          # a used set: tyre_age_at_start 3
+    assert laps[VER, 9]["tyre_age"] == 1 and laps[VER, 9]["compound"] == "HARD"
+    assert laps[VER, 8]["is_in_lap"] and laps[VER, 8]["invalid_reason"] == "in_lap"
+    # PER's out-lap 10 lacks is_pit_out_lap upstream: the first lap of stint 2 is one.
+    assert laps[PER, 10]["is_out_lap"] and laps[PER, 10]["stint_number"] == 2
+    # HUL stopped on lap 10 and retired on his out-lap: stint 3 is 11..10 and holds it.
+    assert laps[HUL, 11]["stint_number"] == 3 and laps[HUL, 11]["tyre_age"] == 1
+    assert laps[HUL, 11]["position"] is None and laps[HUL, 11]["fuel_corrected_s"] is None
+    assert laps[VER, 1]["invalid_reason"] == "lap_1"
+
+
+async def test_positions_lapped_cars_and_missing_laps(db: Connection) -> None:
+    tables = await race(db)
+    laps = tables["lap_metrics"]
+    # SAR, lapped: placed among those who completed lap 19, more than a lap behind.
+    assert laps[SAR, 19]["position"] == 5
+    assert laps[SAR, 19]["gap_to_leader_s"] > 100
+    assert (SAR, 20) not in laps
+    # SAR's lap 1 has no start or duration: it ended when his lap 2 started.
+    assert laps[SAR, 1]["position"] == 6
+    # PER's lap 6 is missing: no row, no position; the others close up.
+    assert (PER, 6) not in laps
+    assert sorted(row["position"] for (d, n), row in laps.items() if n == 6) == [1, 2, 3, 4, 5]
+    for n in range(1, 21):
+        places = sorted(row["position"] for (d, k), row in laps.items()
+                        if k == n and row["position"] is not None)
+        assert places == list(range(1, len(places) + 1))
+    drivers = tables["driver_metrics"]
+    assert sum(m["laps_led"] for m in drivers.values()) == 20
+    assert drivers[HUL]["positions_gained"] is None   # not classified
+    result = await db.fetchval(
+        "SELECT position FROM f1.session_results WHERE session_key = $1 AND driver_number = $2",
+        RACE, SAI)
+    assert drivers[SAI]["positions_gained"] == 4 - result
+
+
+async def test_pit_cycles(db: Connection) -> None:
+    tables = await race(db)
+    cycles, laps = tables["pit_cycles"], tables["lap_metrics"]
+    assert set(cycles) == {(VER, PER, 8), (PER, VER, 13), (LEC, VER, 7), (LEC, VER, 13),
+                           (SAI, LEC, 11)}
+    # LEC, 1.459 s behind VER after lap 6, stops first and is ahead after lap 9.
+    undercut = cycles[LEC, VER, 7]
+    assert (undercut["kind"], undercut["succeeded"], undercut["neutralised"]) == (
+        "undercut", True, False)
+    before = laps[LEC, 6]["gap_to_leader_s"] - laps[VER, 6]["gap_to_leader_s"]
+    after = laps[LEC, 9]["gap_to_leader_s"] - laps[VER, 9]["gap_to_leader_s"]
+    assert undercut["gain_s"] == before - after and after < 0
+    # VER ahead of PER (adjacent) before their stops on 8 and 9, still ahead after lap 10.
+    overcut = cycles[VER, PER, 8]
+    assert (overcut["kind"], overcut["succeeded"]) == ("overcut", False)
+    # Stops under the safety car.
+    assert cycles[LEC, VER, 13]["neutralised"]
+    # Skipped: HUL stopped on lap 1 (no position at the end of lap 0) and SAR on 3; HUL
+    # retired after his stop on 10 (no position after SAI's stop on 11); PER has no lap 6
+    # (LEC 7, PER 9).
+    assert not [k for k in cycles if HUL in k[:2]]
+    assert (LEC, PER, 7) not in cycles
