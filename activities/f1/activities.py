@@ -19,6 +19,7 @@ from activities.f1.derive import recompute_session
 from activities.f1.endpoints import BY_NAME, SESSION_ENDPOINTS, SESSIONS
 from activities.f1.metric_state import up_to_date
 from activities.f1.plans import (
+    OVERRUN,
     SessionHeader,
     calendar_streams,
     header_streams,
@@ -56,6 +57,8 @@ _GRID_DEPENDENTS = """
                AND r.session_name = 'Sprint'))
       AND EXISTS (SELECT 1 FROM f1.laps l WHERE l.session_key = r.session_key)
 """
+# A session is current from this long before its start to OVERRUN after its end.
+OVERLAP_BEFORE = timedelta(hours=1)
 # A gap found later than this after the session's end waits for the follow-ups.
 REFETCH_WHILE = timedelta(hours=24)
 
@@ -416,8 +419,8 @@ class F1Activities(StreamActivities):
     @activity.defn(name="f1_live_status")
     async def live_status(self, session_key: int) -> LiveStatus:
         """Whether the session finished, and how far behind each stream's newest row is
-        (against the wall clock, or the newest row of any stream when that is later:
-        a replayed session runs on its own clock)."""
+        (against the wall clock, or for a past session replayed on its own clock,
+        against the newest row of any stream)."""
         with categorized_errors():
             async with self._pool.acquire() as conn:
                 header = await read_header(conn, session_key)
@@ -438,7 +441,11 @@ class F1Activities(StreamActivities):
                     """, session_key, header.session_type)
                 newest = await self._newest_rows(conn, header)
         now = datetime.now(UTC)
-        clock = max([now, *(t for t in newest.values() if t is not None)])
+        seen = [t for t in newest.values() if t is not None]
+        # A session of today is measured against the wall clock; a past one replayed
+        # (a demo upstream's clock) against the newest row of any stream.
+        current = header.date_start - OVERLAP_BEFORE <= now <= header.date_end + OVERRUN
+        clock = max([now, *seen]) if current or not seen else max(seen)
         lag = {name: (round((clock - t).total_seconds(), 3) if t is not None else None)
                for name, t in newest.items()}
         past_grace = now > header.date_end + LIVE_GRACE

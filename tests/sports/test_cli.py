@@ -12,8 +12,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,12 @@ from temporalio.worker import Worker
 
 from activities.sports.settings import SportsSettings
 from devstack.sports.server import UpstreamServer
-from devstack.temporal import temporal_cli_path
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
+from tests.commands import Commands, Ran, finish
 from tests.conftest import temporal_address
 from tests.sports.helpers import SPORTS_TABLES, assert_tables_equal, expected_association
 
-COMMAND_TIMEOUT = 60.0
 SECRET = "hunter2-s3cret"
 # Workflow ids the contract fixes; a test that fails midway may leave one running.
 FIXED_IDS = ("sports-sync-association-A1", "sports-sync-association-A2",
@@ -46,74 +44,6 @@ STAGE_KEYS = {"name", "status", "total", "done", "failed", "percent", "records"}
 # several seconds: long enough to attach to or cancel it from another command.
 SLOW_MS = 120
 FINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
-
-
-@dataclass
-class Ran:
-    argv: list[str]
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def __str__(self) -> str:
-        return f"{self.argv[-6:]} exited {self.code}\nstdout: {self.out}\nstderr: {self.err}"
-
-
-async def finish(process: asyncio.subprocess.Process, argv: list[str],
-                 timeout: float = COMMAND_TIMEOUT) -> Ran:
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        out, err = await process.communicate()
-        raise AssertionError(f"{argv} still ran after {timeout}s\nstdout: {out.decode()}\n"
-                             f"stderr: {err.decode()}") from None
-    assert process.returncode is not None
-    return Ran(argv, process.returncode, out.decode(), err.decode())
-
-
-class Commands:
-    """Runs `pipeworks` and `temporal` with the test's settings; kills what is left."""
-
-    def __init__(self, env: dict[str, str], cwd: Path, address: str, task_queue: str) -> None:
-        self.env, self.cwd = env, cwd
-        self.address, self.task_queue = address, task_queue
-        self._processes: list[asyncio.subprocess.Process] = []
-
-    async def start(self, argv: list[str], env: Mapping[str, str] | None = None
-                    ) -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(
-            *argv, cwd=self.cwd, env={**self.env, **(env or {})},
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
-        self._processes.append(process)
-        return process
-
-    def pipeworks_argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "starters.cli", *args]
-
-    async def background(self, *args: str, env: Mapping[str, str] | None = None
-                         ) -> asyncio.subprocess.Process:
-        return await self.start(self.pipeworks_argv(*args), env)
-
-    async def __call__(self, *args: str, env: Mapping[str, str] | None = None,
-                       timeout: float = COMMAND_TIMEOUT) -> Ran:
-        argv = self.pipeworks_argv(*args)
-        return await finish(await self.start(argv, env), argv, timeout)
-
-    async def temporal(self, *args: str, timeout: float = COMMAND_TIMEOUT) -> Ran:
-        argv = [temporal_cli_path(), "workflow", *args, "--address", self.address,
-                "--disable-config-file", "--color", "never"]
-        return await finish(await self.start(argv), argv, timeout)
-
-    async def close(self) -> None:
-        for process in self._processes:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
 
 
 def pipeworks_env(settings: Settings) -> dict[str, str]:

@@ -32,8 +32,10 @@ async def listed(client: Client, query: str, expect: int = 1,
 
 
 def attributes(execution: Any) -> dict[str, Any]:
+    """The attributes a run has set (other pipelines' keys are registered but unset)."""
     values = execution.typed_search_attributes
-    return {key.name: values.get(key) for key in registry.search_attribute_keys()}
+    return {key.name: values.get(key) for key in registry.search_attribute_keys()
+            if values.get(key) is not None}
 
 
 async def start(client: Client, settings: Settings, **fields: Any) -> WorkflowHandle[Any, Any]:
