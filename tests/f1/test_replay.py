@@ -26,7 +26,7 @@ from tests.f1.conftest_upstream import BAHRAIN_MEETING, BAHRAIN_RACE
 from tests.f1.helpers import start
 from workers.worker import workflows
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+ASYNC = pytest.mark.asyncio(loop_scope="session")
 
 HISTORIES = Path(__file__).parent / "histories"
 RECORDING = bool(os.environ.get("PIPEWORKS_RECORD_HISTORIES"))
@@ -41,6 +41,7 @@ def recorded() -> dict[str, WorkflowHistory]:
     return found
 
 
+@ASYNC
 async def test_recorded_histories_replay_on_the_current_code() -> None:
     histories = recorded()
     assert histories, "no recorded histories"
@@ -68,6 +69,7 @@ async def _save(handle: WorkflowHandle[object, object], name: str) -> None:
                                indent=1))
 
 
+@ASYNC
 @pytest.mark.skipif(not RECORDING, reason="records histories only when asked to")
 async def test_record_histories(
         f1_worker: Worker, f1_settings: Settings, temporal_env: WorkflowEnvironment,
