@@ -32,15 +32,10 @@ from devstack.sports.server import UpstreamServer
 from pipeworks import priorities, search_attributes
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
+from tests.commands import COMMAND_TIMEOUT, Commands, Ran
 from tests.conftest import temporal_address
 from tests.sports.helpers import assert_tables_equal, expected_association
-from tests.sports.test_cli import (
-    COMMAND_TIMEOUT,
-    Commands,
-    Ran,
-    assert_one_clean_line,
-    pipeworks_env,
-)
+from tests.sports.test_cli import assert_one_clean_line, pipeworks_env
 
 SCHEDULED_BY = SearchAttributeKey.for_keyword("TemporalScheduledById")  # set by Temporal
 NIGHTLY = ("--cron", "0 3 * * *", "--jitter", "10m")
