@@ -12,8 +12,8 @@ Choices where the text is silent:
   last runs to his last lap; compound unknown, tyres assumed new (tyre_age_at_start 0),
   which moves the degradation intercept, never its slope;
 - invalid_reason is the first failing rule, in the order of the definition: lap_1,
-  in_lap, out_lap, neutralised, after_sc (the driver's lap n-1 overlaps an SC period; a
-  missing lap n-1 does not), no_duration, slow;
+  in_lap, out_lap, neutralised, after_sc (the driver's lap n-1, taken as [date_start,
+  completed_at), overlaps an SC period; a missing lap n-1 does not), no_duration, slow;
 - a lap completed at the same microsecond as another is placed by driver number;
 - sessions other than races (Practice, Qualifying, Sprint Qualifying) have no fuel
   model (fuel loads are unknown and not burnt linearly over a race distance:

@@ -33,11 +33,10 @@ class MetricParams(BaseModel):
     pit_cycle_max_lap_gap: int = Field(default=3, ge=1)
     pit_cycle_max_gap_s: float = Field(default=3.0, ge=0)
     pit_loss_window_laps: int = Field(default=5, ge=1)
-    # "Overlaps a period by more than an instant": lap start times are approximate
-    # (f1-api.md), and a leader's restart lap may start a few tenths before the computed
-    # end of the safety car period; the quality checks accept 1 s between a lap's end and
-    # the next lap's start, so an overlap counts only beyond that.
-    neutralised_min_overlap_s: float = Field(default=1.0, ge=0)
+    # "Overlaps a period by more than an instant": a lap counts when its overlap with a
+    # period is longer than this (strictly); 0, any positive overlap, while half-open
+    # intervals that merely touch (a lap starting the instant a period ends) do not.
+    neutralised_min_overlap_s: float = Field(default=0.0, ge=0)
     # Without race control: a lap number is neutralised ('SC') when more than
     # inferred_sc_share of the drivers timed on it (at least inferred_sc_min_drivers) are
     # slower than inferred_sc_ratio x their own median lap.

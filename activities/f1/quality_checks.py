@@ -7,9 +7,12 @@ Choices where the brief is silent:
   classified one's); with no results yet, each driver's laps 1..his highest;
 - a stint with lap_end < lap_start (retired on its out-lap, f1-api.md) covers its
   lap_start;
-- consistency.positions takes, at the end of each lap of each driver (as derive
-  computes it), his latest f1.positions event at or before that moment: within a lap
-  number no two drivers may hold the same position;
+- consistency.positions compares positions at one instant per lap number n, the
+  leader's completion of lap n (the earliest end of lap n, as derive computes it: the
+  lap's end, else the start of the driver's next lap): the drivers with a lap n row,
+  each at his latest f1.positions event at or before that instant, may not share a
+  position. (Each driver at his own end of lap n would flag legitimate changes between
+  two drivers' lap ends, such as a retirement moving the cars behind up.)
 - timeliness (live sessions only) checks the streams with a steady cadence against a
   maximum age; race control and pit stops come when something happens, so their age
   is reported (info) but never fails."""
@@ -213,15 +216,17 @@ async def positions_unique(conn: Connection, session_key: int) -> CheckResult:
                                  THEN lead(l.date_start) OVER w END) AS at
             FROM f1.laps l WHERE l.session_key = $1
             WINDOW w AS (PARTITION BY l.driver_number ORDER BY l.lap_number)
+        ), instants AS (
+            SELECT e.lap_number, min(e.at) AS at FROM ends e GROUP BY e.lap_number
         ), placed AS (
             SELECT e.lap_number, e.driver_number, p.position
-            FROM ends e CROSS JOIN LATERAL (
+            FROM ends e JOIN instants i ON i.lap_number = e.lap_number
+            CROSS JOIN LATERAL (
                 SELECT p.position FROM f1.positions p
                 WHERE p.session_key = $1 AND p.driver_number = e.driver_number
-                  AND p.date <= e.at
+                  AND p.date <= i.at
                 ORDER BY p.date DESC LIMIT 1
             ) p
-            WHERE e.at IS NOT NULL
         )
         SELECT lap_number, position, array_agg(driver_number ORDER BY driver_number) AS drivers
         FROM placed GROUP BY lap_number, position HAVING count(*) > 1

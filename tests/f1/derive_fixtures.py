@@ -92,21 +92,25 @@ def _session(session_key: int, name: str, kind: str, start: datetime, meeting: i
 
 def _position_events(session_key: int, meeting: int, finish: dict[tuple[int, int], datetime]
                      ) -> list[Row]:
-    """f1.positions as change events at each lap end, from the order of lap ends."""
-    by_lap: dict[int, list[tuple[datetime, int]]] = {}
-    for (d, n), at in finish.items():
-        by_lap.setdefault(n, []).append((at, d))
-    events: list[tuple[datetime, int, int]] = []
-    for order in by_lap.values():
-        for place, (at, d) in enumerate(sorted(order), start=1):
-            events.append((at, d, place))
+    """f1.positions as change events at each lap end: the running order then (most laps
+    completed first, earlier completion first), so that at any instant the drivers'
+    latest positions are 1..k, each once (a retired driver sinks as others pass him)."""
+    done: dict[int, tuple[int, datetime]] = {}
     rows: list[Row] = []
     last: dict[int, int] = {}
-    for at, d, place in sorted(events):
-        if last.get(d) != place:
-            rows.append({"session_key": session_key, "meeting_key": meeting, "driver_number": d,
-                         "date": at, "position": place})
-            last[d] = place
+    moments: dict[datetime, list[tuple[int, int]]] = {}
+    for (d, n), at in finish.items():
+        moments.setdefault(at, []).append((d, n))
+    for at in sorted(moments):
+        for d, n in moments[at]:
+            if d not in done or done[d][0] < n:
+                done[d] = (n, at)
+        order = sorted(done, key=lambda d: (-done[d][0], done[d][1], d))
+        for place, d in enumerate(order, start=1):
+            if last.get(d) != place:
+                rows.append({"session_key": session_key, "meeting_key": meeting,
+                             "driver_number": d, "date": at, "position": place})
+                last[d] = place
     return rows
 
 

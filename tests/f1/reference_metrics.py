@@ -130,23 +130,37 @@ def reference_metrics(*, laps: Sequence[Row], stints: Sequence[Row], pits: Seque
         if n not in leader_done or at < leader_done[n]:
             leader_done[n] = at
 
-    def next_message(after: datetime, match: Any) -> Row | None:
-        return next((m for m in messages if m["date"] > after and match(m)), None)
+    def next_message(after: datetime, match: Any, before: datetime | None = None
+                     ) -> Row | None:
+        return next((m for m in messages if m["date"] > after
+                     and (before is None or m["date"] < before) and match(m)), None)
+
+    def lap_starts(n: int) -> list[datetime]:
+        return [lap["date_start"] for lap in laps
+                if lap["lap_number"] == n and lap["date_start"] is not None]
 
     periods: list[Period] = []
     for m in messages:
         text = m["message"]
         flag = (m["flag"] or "").upper()
         if starts(text, "SAFETY CAR DEPLOYED"):
-            sc_in = next_message(m["date"], lambda x: starts(x["message"], "SAFETY CAR IN THIS LAP")
-                                 and x["lap_number"] is not None)
-            if sc_in is not None:
-                end = leader_done.get(sc_in["lap_number"])
-            else:
+            # Only this deployment's messages: those before the next one.
+            redeployed = next_message(m["date"], lambda x: starts(x["message"],
+                                                                  "SAFETY CAR DEPLOYED"))
+            bound = redeployed["date"] if redeployed else None
+            sc_in = next_message(m["date"], lambda x: starts(x["message"],
+                                                             "SAFETY CAR IN THIS LAP"), bound)
+            sc_end: datetime | None = None
+            if sc_in is not None and sc_in["lap_number"] is not None:
+                k = sc_in["lap_number"]
+                sc_end = leader_done.get(k)
+                if sc_end is None and lap_starts(k + 1):
+                    sc_end = min(lap_starts(k + 1))
+            if sc_end is None:
                 clear = next_message(m["date"], lambda x: starts(x["message"], "TRACK CLEAR")
-                                     or (x["flag"] or "").upper() == "GREEN")
-                end = clear["date"] if clear else None
-            periods.append(Period("SC", m["date"], end))
+                                     or (x["flag"] or "").upper() == "GREEN", bound)
+                sc_end = clear["date"] if clear else bound
+            periods.append(Period("SC", m["date"], sc_end))
         elif starts(text, "VIRTUAL SAFETY CAR DEPLOYED"):
             ending = next_message(m["date"], lambda x: starts(x["message"],
                                                               "VIRTUAL SAFETY CAR ENDING"))
@@ -158,14 +172,14 @@ def reference_metrics(*, laps: Sequence[Row], stints: Sequence[Row], pits: Seque
 
     instant = timedelta(seconds=p.neutralised_min_overlap_s)
 
-    def overlapping(lap: Row) -> set[str]:
-        end = lap_end(lap)
-        if end is None:
+    def overlapping(start: datetime | None, end: datetime | None) -> set[str]:
+        """The kinds of the periods [start, end) overlaps by more than the instant."""
+        if start is None or end is None:
             return set()
         found = set()
         for period in periods:
             until = end if period.end is None else min(end, period.end)
-            if until - max(lap["date_start"], period.start) > instant:
+            if until - max(start, period.start) > instant:
                 found.add(period.label)
         return found
 
@@ -197,10 +211,12 @@ def reference_metrics(*, laps: Sequence[Row], stints: Sequence[Row], pits: Seque
             holding = [s for s in stints_of[d]
                        if s["lap_start"] <= n <= max(s["lap_end"], s["lap_start"])]
             stint = max(holding, key=lambda s: s["stint_number"]) if holding else None
-            kinds = overlapping(lap)
+            kinds = overlapping(lap["date_start"], lap_end(lap))
+            # The pace rule's previous lap: [date_start, completed_at).
+            overlaps_sc[d, n] = "SC" in overlapping(lap["date_start"], completed.get((d, n)))
             if n in inferred_sc:
                 kinds.add("SC")
-            overlaps_sc[d, n] = "SC" in kinds
+                overlaps_sc[d, n] = True
             label = next((k for k in ("RED", "SC", "VSC") if k in kinds), None)
             fuel = None
             if is_race and race_laps:

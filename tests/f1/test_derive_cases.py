@@ -3,17 +3,29 @@ pipeline, Definitions), on the synthetic race of derive_fixtures.synthetic_race.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from pipeworks.db import Connection
-from tests.f1.derive_fixtures import RACE, derive, derived, insert_raw, synthetic_race
+from tests.f1.derive_fixtures import (
+    MEETING,
+    RACE,
+    RawSession,
+    compare_with_reference,
+    derive,
+    derived,
+    insert_raw,
+    race_control_row,
+    synthetic_race,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 VER, LEC, PER, SAI, HUL, SAR = 1, 16, 11, 55, 27, 2
+NO_DIFFERENCES = {"lap_metrics": [], "stint_metrics": [], "pit_cycles": [], "driver_metrics": []}
 
 
 async def race(db: Connection) -> dict[str, dict[Any, dict[str, Any]]]:
@@ -51,16 +63,118 @@ async def test_vsc_and_sc_phrases_are_told_apart(db: Connection) -> None:
     assert laps[SAI, 6]["invalid_reason"] is None and laps[SAI, 7]["invalid_reason"] is None
 
 
-async def test_a_lap_overlapping_a_period_by_only_an_instant_is_not_neutralised(
-        db: Connection) -> None:
+async def test_any_positive_overlap_neutralises_touching_does_not(db: Connection) -> None:
     laps = (await race(db))["lap_metrics"]
-    # The VSC ends 0.4 s into LEC's lap 6: below the instant (1 s), not neutralised.
-    assert laps[LEC, 6]["neutralised"] is None and laps[LEC, 6]["valid_for_pace"]
+    # The VSC ends 0.4 s into LEC's lap 6: more than an instant (v1: any positive overlap).
+    assert laps[LEC, 6]["neutralised"] == "VSC"
+    assert laps[LEC, 6]["invalid_reason"] == "neutralised"
     # VER started lap 6 1.459 s before LEC: 1.859 s under the VSC.
     assert laps[LEC, 5]["gap_to_leader_s"] - laps[VER, 5]["gap_to_leader_s"] == Decimal(
         "1.459")
     assert laps[VER, 6]["neutralised"] == "VSC"
     assert laps[VER, 6]["invalid_reason"] == "neutralised"
+    # The VSC ending the instant LEC's lap 6 starts: [start, end) intervals that touch
+    # do not overlap; his lap 5 is the last one under it.
+    await db.execute("UPDATE f1.race_control SET date = date - interval '0.4 s'"
+                     " WHERE message = 'VIRTUAL SAFETY CAR ENDING'")
+    await derive(db, RACE)
+    laps = (await derived(db, RACE))["lap_metrics"]
+    assert laps[LEC, 6]["neutralised"] is None and laps[LEC, 6]["valid_for_pace"]
+    assert laps[LEC, 5]["neutralised"] == "VSC"
+    # One microsecond of overlap is enough.
+    await db.execute("UPDATE f1.race_control SET date = date + interval '1 microsecond'"
+                     " WHERE message = 'VIRTUAL SAFETY CAR ENDING'")
+    await derive(db, RACE)
+    laps = (await derived(db, RACE))["lap_metrics"]
+    assert laps[LEC, 6]["neutralised"] == "VSC"
+    assert await compare_with_reference(db, RACE) == NO_DIFFERENCES
+
+
+async def add_messages(db: Connection, *rows: tuple[datetime, str, int | None]) -> None:
+    raw = RawSession()
+    raw["race_control"].extend(
+        race_control_row(RACE, MEETING, at, message, category="SafetyCar", lap_number=lap)
+        for at, message, lap in rows)
+    await insert_raw(db, raw)
+
+
+async def first_start(db: Connection, lap_number: int) -> datetime:
+    at: datetime = await db.fetchval(
+        "SELECT min(date_start) FROM f1.laps WHERE session_key = $1 AND lap_number = $2",
+        RACE, lap_number)
+    return at
+
+
+async def test_the_named_lap_missing_for_every_driver(db: Connection) -> None:
+    await race(db)
+    # Lap 14, named by "Safety Car In This Lap", missing for everyone (normal upstream):
+    # the period ends at the earliest start of lap 15, the leader's (VER).
+    await db.execute("DELETE FROM f1.laps WHERE session_key = $1 AND lap_number = 14", RACE)
+    await derive(db, RACE)
+    laps = (await derived(db, RACE))["lap_metrics"]
+    assert set(labels(laps, 13).values()) == {"SC"}
+    assert set(labels(laps, 15).values()) == {None}
+    assert set(labels(laps, 16).values()) == {None, "RED"}   # SAR's lap 16: the red flag
+    assert await compare_with_reference(db, RACE) == NO_DIFFERENCES
+    # Laps 14 and 15 missing: the next TRACK CLEAR message ends it, here the instant the
+    # leader starts lap 16.
+    await db.execute("DELETE FROM f1.laps WHERE session_key = $1 AND lap_number = 15", RACE)
+    await add_messages(db, (await first_start(db, 16), "TRACK CLEAR", None))
+    await derive(db, RACE)
+    laps = (await derived(db, RACE))["lap_metrics"]
+    assert set(labels(laps, 13).values()) == {"SC"}
+    assert labels(laps, 16) == {VER: None, LEC: None, PER: None, SAI: None, SAR: "RED"}
+    assert set(labels(laps, 18).values()) == {None}
+    assert await compare_with_reference(db, RACE) == NO_DIFFERENCES
+    # Without the TRACK CLEAR either, the period stays open (a live session).
+    await db.execute("DELETE FROM f1.race_control WHERE message = 'TRACK CLEAR'")
+    await derive(db, RACE)
+    laps = (await derived(db, RACE))["lap_metrics"]
+    assert set(labels(laps, 18).values()) == {"SC"}
+
+
+async def test_an_sc_ends_by_its_own_messages_not_the_next_deployments(db: Connection
+                                                                       ) -> None:
+    await race(db)
+    # An earlier SC on lap 9 whose "IN THIS LAP" message names no lap, and a TRACK CLEAR
+    # the instant the leader starts lap 10. The lap-14 message belongs to the SC of lap 12.
+    lap_9 = await first_start(db, 9)
+    await add_messages(db, (lap_9 + timedelta(seconds=20), "SAFETY CAR DEPLOYED", 9),
+                       (lap_9 + timedelta(seconds=40), "SAFETY CAR IN THIS LAP", None),
+                       (await first_start(db, 10), "TRACK CLEAR", None))
+    await derive(db, RACE)
+    laps = (await derived(db, RACE))["lap_metrics"]
+    assert set(labels(laps, 9).values()) == {"SC"}
+    assert set(labels(laps, 10).values()) == {None}
+    # (SAR, lapped, runs his lap 11 under the SC of lap 12.)
+    assert labels(laps, 11) == {VER: None, LEC: None, PER: None, SAI: None, HUL: None,
+                                SAR: "SC"}
+    assert set(labels(laps, 13).values()) == {"SC"}
+    assert await compare_with_reference(db, RACE) == NO_DIFFERENCES
+    # Without its TRACK CLEAR, the lap-9 SC lasts until the next deployment.
+    await db.execute("DELETE FROM f1.race_control WHERE message = 'TRACK CLEAR'")
+    await derive(db, RACE)
+    laps = (await derived(db, RACE))["lap_metrics"]
+    assert set(labels(laps, 10).values()) == {"SC"}
+    assert set(labels(laps, 15).values()) == {None}
+    assert await compare_with_reference(db, RACE) == NO_DIFFERENCES
+
+
+async def test_the_previous_lap_without_a_duration_can_overlap_the_sc(db: Connection
+                                                                      ) -> None:
+    await race(db)
+    # LEC's lap 14 (his out-lap, under the SC) has no duration: it is not labelled (the
+    # definition's exemption), but it ran until his lap 15 started, under the SC, so his
+    # lap 15 follows a lap overlapping an SC period.
+    await db.execute("UPDATE f1.laps SET lap_duration = NULL WHERE session_key = $1"
+                     " AND driver_number = $2 AND lap_number = 14", RACE, LEC)
+    await derive(db, RACE)
+    laps = (await derived(db, RACE))["lap_metrics"]
+    assert laps[LEC, 14]["neutralised"] is None
+    assert laps[LEC, 14]["invalid_reason"] == "out_lap"
+    assert laps[LEC, 15]["invalid_reason"] == "after_sc"
+    assert laps[LEC, 16]["valid_for_pace"]
+    assert await compare_with_reference(db, RACE) == NO_DIFFERENCES
 
 
 async def test_red_flag_infringement_is_not_a_red_flag(db: Connection) -> None:

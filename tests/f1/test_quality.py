@@ -137,3 +137,35 @@ async def test_timeliness_only_when_live(db: Connection) -> None:
     assert not [c for c in (await check(db)).results if c.check_id.startswith("timeliness.")]
     # Append-only: every run added its rows.
     assert await db.fetchval("SELECT count(*) FROM f1.quality_checks") == 3 * len(CHECK_IDS) + 12
+
+
+async def test_positions_are_compared_at_one_instant_per_lap(db: Connection) -> None:
+    await insert_raw(db, synthetic_race(missing_lap=False))
+    # HUL (27) retires half a second after completing lap 10: upstream moves him to the
+    # back and every car behind him up one place at that moment. Each driver's position
+    # at his own end of lap 10 would show HUL and the car behind him on the same place;
+    # at the leader's completion of each lap the positions are 1..k, each once.
+    hul_done = await db.fetchval(
+        "SELECT date_start + lap_duration * interval '1 second' FROM f1.laps"
+        " WHERE session_key = $1 AND driver_number = 27 AND lap_number = 10", RACE)
+    retired = hul_done + timedelta(seconds=0.5)
+    standing = {r["driver_number"]: r["position"] for r in await db.fetch(
+        "SELECT DISTINCT ON (driver_number) driver_number, position FROM f1.positions"
+        " WHERE session_key = $1 AND date <= $2 ORDER BY driver_number, date DESC",
+        RACE, retired)}
+    hul = standing[27]
+    behind = {d: place for d, place in standing.items() if place > hul}
+    assert behind   # HUL is not last: the retirement moves someone up
+    moves = [(d, place - 1) for d, place in behind.items()] + [(27, len(standing))]
+    await db.executemany(
+        "INSERT INTO f1.positions (session_key, meeting_key, driver_number, date, position)"
+        " VALUES ($1, 900, $2, $3, $4)", [(RACE, d, retired, place) for d, place in moves])
+    # The car right behind HUL completes lap 10 after the retirement, on HUL's place.
+    follower = next(d for d, place in behind.items() if place == hul + 1)
+    follower_done = await db.fetchval(
+        "SELECT date_start + lap_duration * interval '1 second' FROM f1.laps"
+        " WHERE session_key = $1 AND driver_number = $2 AND lap_number = 10", RACE, follower)
+    assert follower_done > retired
+    checks = by_id(await check(db))
+    assert checks["consistency.positions"].passed, checks["consistency.positions"].detail
+    assert checks["consistency.positions"].severity == "error"

@@ -235,7 +235,7 @@ CREATE UNIQUE INDEX metric_params_one_active ON f1.metric_params (active) WHERE 
 INSERT INTO f1.metric_params (version, params, active, note) VALUES ('v1', '{
     "fuel_start_kg": 110.0, "fuel_s_per_kg": 0.03, "pace_window": 1.07,
     "min_degradation_laps": 5, "pit_cycle_max_lap_gap": 3, "pit_cycle_max_gap_s": 3.0,
-    "pit_loss_window_laps": 5, "neutralised_min_overlap_s": 1.0,
+    "pit_loss_window_laps": 5, "neutralised_min_overlap_s": 0.0,
     "inferred_sc_ratio": 1.25, "inferred_sc_share": 0.5, "inferred_sc_min_drivers": 3,
     "z_score_threshold": 3.5, "z_score_min_laps": 5, "position_jump": 3,
     "pit_lane_tukey_k": 1.5, "pit_lane_min_stops": 4, "max_degradation_s_per_lap": 0.5,
