@@ -15,11 +15,11 @@ from pipeworks.streams import StreamSpec
 # gains its lane duration, an interval is re-emitted): pulls start this far back.
 OVERLAP = timedelta(seconds=60)
 # Big streams of a whole session are asked for in this span around its schedule
-# (sessions run past their scheduled end; red flags stop them for hours), in windows of
-# WINDOW that halve when the upstream struggles (f1-api.md, Errors).
+# (sessions run past their scheduled end; red flags stop them for hours): one window,
+# which halves when the upstream struggles (f1-api.md, Errors), and stays narrowed for
+# the rest of the stream. Each request counts against the upstream's 30 per 10 s.
 BEFORE_START = timedelta(minutes=15)
 AFTER_END = timedelta(hours=3)
-WINDOW = timedelta(minutes=90)
 OVERRUN = timedelta(hours=24)
 # Once a session is this far past its scheduled end, an incremental pull re-reads the
 # streams whose rows may have no date (invisible to `date>=`) in full.
@@ -137,8 +137,7 @@ def _window(field: str | None, start: datetime, end: datetime | None
             ) -> dict[str, str | None]:
     assert field is not None
     return {"window_field": field, "window_start": start.isoformat(),
-            "window_end": end.isoformat() if end is not None else None,
-            "window_seconds": str(WINDOW.total_seconds()) if end is not None else None}
+            "window_end": end.isoformat() if end is not None else None}
 
 
 async def _incremental_start(conn: Connection, endpoint: Endpoint, session_key: int

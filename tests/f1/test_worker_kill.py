@@ -121,7 +121,8 @@ async def test_two_workers_keep_to_30_requests_per_10_seconds(
         spawned.append(await spawn(settings, log))
         handle = await start(temporal_env.client, settings, "F1SeasonSyncWorkflow", {
             "year": 2024, "meeting_keys": [BAHRAIN_MEETING],
-            "session_names": ["Practice 1", "Qualifying", "Race"], "mode": "full",
+            "session_names": ["Practice 1", "Practice 2", "Practice 3", "Qualifying", "Race"],
+            "mode": "full",
             "max_concurrent_sessions": 3}, "f1-season-2024")
         result = await handle.result()
     assert result["status"] == "completed", result

@@ -50,6 +50,9 @@ class F1SessionSyncInput(F1Input):
 
     session_key: SessionKey
     mode: Literal["full", "incremental"] = "incremental"
+    # Set by a season for its sessions: the calendar (this session's and its meeting's
+    # rows) was read a moment ago, so the session's own rows are not read again.
+    calendar_synced: bool = False
 
     @property
     def workflow_id(self) -> str:

@@ -102,7 +102,7 @@ class F1SeasonSyncWorkflow(SessionWriter):
             self, self.progress.stage("sessions"), session.label,
             lambda: start_or_attach(
                 self, F1SessionSyncWorkflow.run,
-                {"session_key": session.session_key, "mode": mode},
+                {"session_key": session.session_key, "mode": mode, "calendar_synced": True},
                 workflow_id=f"f1-session-{session.session_key}",
                 summary=f"sync {session.label}", search_attributes=self.child_search_attributes(
                     (search_attributes.PIPELINE, PIPELINE),

@@ -83,16 +83,19 @@ class F1SessionSyncWorkflow(SessionWriter):
         run_id = workflow.info().run_id
         full = request.mode == "full"
         self.note(f"planning the {request.mode} pull of session {request.session_key}")
+        fresh = request.calendar_synced
         plan = await self.run_activity(
-            F1Activities.plan_session, SessionRequest(run_id, request.session_key, full),
+            F1Activities.plan_session,
+            SessionRequest(run_id, request.session_key, full, refresh_header=not fresh,
+                           meeting=not fresh),
             summary=f"plan session {request.session_key}", start_to_close=STEP_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT)
         self._plan = plan
         self.set_search_attributes((F1_YEAR, plan.date_start[:4]),
                                    (F1_SESSION, str(plan.session_key)))
         # The session's own row, re-read by the plan, counts as a stream too.
-        stage.total = len(plan.request.streams) + 1
-        stage.done = 1
+        stage.total = len(plan.request.streams) + (0 if fresh else 1)
+        stage.done = stage.total - len(plan.request.streams)
         self.note(f"{plan.session_name}: pulling {len(plan.request.streams)} streams")
         try:
             synced = await self.run_activity(
