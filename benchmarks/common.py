@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -135,3 +137,18 @@ def yardstick_parser(description: str, *, concurrency: bool = True) -> argparse.
         parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--page-size", type=int, default=100)
     return parser
+
+
+async def stop_process(process: asyncio.subprocess.Process, timeout_s: float) -> None:
+    """SIGTERM (a worker drains), then SIGKILL after `timeout_s`; a process that already
+    ended is left as it is."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), timeout_s)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()

@@ -64,6 +64,7 @@ from activities.f1.endpoints import SESSIONS as PIPELINE_SESSIONS
 from activities.f1.plans import scope_of
 from benchmarks import history as history_analysis
 from benchmarks import sampling
+from benchmarks.common import stop_process
 from benchmarks.f1_common import RAW_STREAMS, checksums, row_counts
 from benchmarks.run import (
     PIPELINE_TABLES,
@@ -235,16 +236,8 @@ class F1Stack:
 
     async def stop_worker(self) -> None:
         worker, self.worker = self.worker, None
-        if worker is None or worker.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            worker.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(worker.wait(), 20)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                worker.kill()
-            await worker.wait()
+        if worker is not None:
+            await stop_process(worker, 20)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

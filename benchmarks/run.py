@@ -69,6 +69,7 @@ from benchmarks.common import (
     row_counts,
     rows_written_since,
     stable_write_counters,
+    stop_process,
     truncate_sports,
 )
 from benchmarks.staging import games_pages, staging_benchmark
@@ -444,16 +445,7 @@ class Stack:
 
     @staticmethod
     async def _stop(worker: asyncio.subprocess.Process) -> None:
-        if worker.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            worker.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(worker.wait(), 15)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                worker.kill()
-            await worker.wait()
+        await stop_process(worker, 15)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
