@@ -141,12 +141,17 @@ class PipelineWorkflow:
         return result
 
     def stop_if_cancel_requested(self) -> None:
-        """A cancel signal delivered in the same workflow task as an activity's result
-        cancels the awaiting task, but the SDK's activity handle then returns the result
-        and the cancellation is gone: the run would go on and end `completed`. Checked
-        around every activity and when the work ends, it stops the run here instead."""
+        """A cancel (the signal, or Temporal's own) that reaches a task awaiting an
+        activity only asks the activity to stop; when the activity finishes anyway, the
+        SDK's handle returns its result and the cancellation is gone: the run would go
+        on and end `completed`. Checked around every activity and when the work ends,
+        it stops the run here instead. Temporal's cancel leaves its mark on the task
+        (`cancelling()`); the run's own task is past this point once it compensates."""
         if self._cancel_reason is not None:
             raise asyncio.CancelledError(self._cancel_reason)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError("cancel request")
 
     async def guard(self, work: Coroutine[Any, Any, T], deadline_seconds: float | None) -> T:
         """Runs `work` so that a cancel signal or the deadline can stop it."""

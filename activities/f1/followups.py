@@ -7,6 +7,10 @@ driver usually reappears on a later fetch.
 - A re-fetch: `f1-refetch-<session>` runs an incremental sync once, a while after a
   quality check found an upstream gap (the laps watermark stays before the gap, so the
   incremental pull reads it again).
+
+Both are limited to their moments (`remaining_actions`): once spent, the Temporal server
+closes such an idle schedule itself (after its retention, 7 days by default), so none
+piles up without a sweeper.
 """
 
 from __future__ import annotations

@@ -7,7 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from activities.f1.endpoints import MEETINGS, SESSIONS, Endpoint, for_session_type
+from activities.f1.endpoints import (
+    MEETINGS,
+    SESSIONS,
+    SETTLED_LAPS_CTE,
+    Endpoint,
+    for_session_type,
+)
 from pipeworks.db import Connection
 from pipeworks.streams import StreamSpec
 
@@ -33,22 +39,14 @@ LAP_OVERLAP = 2
 # undone run's rows are read again (its recorded state stays, as an audit trail). The
 # laps watermark stops before the first lap number missing for every driver.
 # Per driver: the start of his last settled lap minus the overlap; the earliest of them
-# (a slow driver's long lap started before the leader's).
-_LAPS_START = """
-    WITH laps AS (SELECT driver_number, lap_number, date_start FROM f1.laps
-                  WHERE session_key = $1),
-    first_gap AS (
-        SELECT min(n) AS lap_number
-        FROM generate_series(1, (SELECT max(lap_number) FROM laps)) AS n
-        WHERE NOT EXISTS (SELECT 1 FROM laps WHERE laps.lap_number = n)),
+# (a slow driver's long lap started before the leader's). Constants only, no data.
+_LAPS_START = SETTLED_LAPS_CTE + """,
     settled AS (
-        SELECT driver_number, max(lap_number) AS lap_number FROM laps
-        WHERE lap_number < coalesce((SELECT lap_number FROM first_gap), 2147483647)
-          AND date_start IS NOT NULL
-        GROUP BY driver_number)
+        SELECT driver_number, max(lap_number) AS lap_number FROM settled_laps
+        WHERE date_start IS NOT NULL GROUP BY driver_number)
     SELECT min(l.date_start) FROM laps l JOIN settled s USING (driver_number)
     WHERE l.lap_number >= s.lap_number - $2 AND l.date_start IS NOT NULL
-"""
+"""  # noqa: S608
 
 
 @dataclass

@@ -8,22 +8,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from activities.f1.endpoints import Endpoint
+from activities.f1.endpoints import SETTLED_LAPS_CTE, Endpoint
 from pipeworks.db import Connection
 from pipeworks.staging import StageOutcome, Verdict, array_items
 from pipeworks.validation import describe
 
-# The laps watermark stops before the first lap number missing for every driver
-# (interfaces.md): such a gap is read again on every incremental pull until it fills.
-_LAPS_WATERMARK = """
-    WITH laps AS (SELECT lap_number, date_start FROM f1.laps WHERE session_key = $1),
-    first_gap AS (
-        SELECT min(n) AS lap_number
-        FROM generate_series(1, (SELECT max(lap_number) FROM laps)) AS n
-        WHERE NOT EXISTS (SELECT 1 FROM laps WHERE laps.lap_number = n))
-    SELECT max(date_start) FROM laps
-    WHERE lap_number < coalesce((SELECT lap_number FROM first_gap), 2147483647)
-"""
+# The laps watermark: the newest start of a settled lap (constants only, no data).
+_LAPS_WATERMARK = SETTLED_LAPS_CTE + "SELECT max(date_start) FROM settled_laps"  # noqa: S608
 
 
 class EndpointStager:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from devstack.f1.calendar import SessionInfo
 from devstack.f1.drivers import driver_rows
 from devstack.f1.race_control import Messages
-from devstack.f1.records import Item, Row, SessionData, seconds, seeded, ts
+from devstack.f1.records import Item, Row, SessionData, one_per_instant, seconds, seeded, ts
 from devstack.f1.runs import Run, place_runs, run_rows
 from devstack.f1.vendored import Entrant, QualifyingResult
 from devstack.f1.weather import weather_rows
@@ -156,7 +156,7 @@ def _positions(keys: dict[str, int], start: float, results: Sequence[QualifyingR
             key = (number, phase)
             best[key] = min(best.get(key, math.inf), duration)
         emit(at)
-    return rows
+    return one_per_instant(rows)
 
 
 def _results(keys: dict[str, int], results: Sequence[QualifyingResult],

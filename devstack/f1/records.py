@@ -107,3 +107,20 @@ class SessionData:
 def seeded(*parts: object) -> random.Random:
     """A reproducible RNG for one purpose: ``seeded(seed, "practice", session_key)``."""
     return random.Random(":".join(str(part) for part in parts))  # noqa: S311 - not secret
+
+
+def one_per_instant(rows: list[Row]) -> list[Row]:
+    """Position rows with one row per car and served instant: two changes within one
+    millisecond (two timing points passed at once) become the later position, in the
+    first one's place. The key (session, car, date) would otherwise repeat with two
+    values, and which one a client kept would depend on the order it read them in."""
+    kept: dict[tuple[object, object], int] = {}
+    out: list[Row] = []
+    for row in rows:
+        instant = (row.item["driver_number"], row.item["date"])
+        if instant in kept:
+            out[kept[instant]] = row
+        else:
+            kept[instant] = len(out)
+            out.append(row)
+    return out

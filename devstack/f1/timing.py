@@ -16,7 +16,7 @@ from bisect import insort
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from devstack.f1.records import Row, seconds, ts
+from devstack.f1.records import Row, one_per_instant, seconds, ts
 
 POINTS_PER_LAP = 3
 # Lights out after a race session's scheduled start: Bahrain 2024's formation lap began
@@ -116,6 +116,7 @@ def derive(
         if negative_progress != 0 and (point - 1) % POINTS_PER_LAP + 1 in interval_points:
             out.intervals.append(_interval(keys, at, number, point, new_rank, order,
                                            progress, reached))
+    out.positions = one_per_instant(out.positions)
     return out
 
 

@@ -5,13 +5,18 @@ full sync with bounded histories."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from devstack.f1 import F1UpstreamServer, GeneratedRace
+from devstack.f1 import F1FaultConfig, F1UpstreamServer, GeneratedRace
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
 from tests.f1.conftest_upstream import (
@@ -21,7 +26,14 @@ from tests.f1.conftest_upstream import (
     TRUTH_RACE,
     TRUTH_SAFETY_CAR,
 )
-from tests.f1.helpers import start, stored_laps, sync_session, upstream_laps, xmins
+from tests.f1.helpers import (
+    checksums,
+    start,
+    stored_laps,
+    sync_session,
+    upstream_laps,
+    xmins,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -90,8 +102,8 @@ async def test_a_season_syncs_its_calendar_then_its_sessions(
         (f"f1-session-{BAHRAIN_RACE}", "completed")}
 
 
-async def history_length(handle: WorkflowHandle[object, object]) -> int:
-    return len((await handle.fetch_history()).events)
+async def history_of(handle: WorkflowHandle[object, object]) -> list[HistoryEvent]:
+    return list((await handle.fetch_history()).events)
 
 
 async def test_a_live_session_replayed_fast_ends_equal_to_a_full_sync(
@@ -111,9 +123,14 @@ async def test_a_live_session_replayed_fast_ends_equal_to_a_full_sync(
     # It continued as new every 2 polls: short histories, one record of the whole run.
     histories = []
     async for execution in client.list_workflows(f"WorkflowId = 'f1-live-{BAHRAIN_RACE}'"):
-        histories.append(await history_length(
+        histories.append(await history_of(
             client.get_workflow_handle(execution.id, run_id=execution.run_id)))
-    assert len(histories) >= 2 and max(histories) < 200
+    assert len(histories) >= 2 and max(len(h) for h in histories) < 200
+    # Polls start every 3 s: each wait is 3 s less what its poll took.
+    timers = [e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+              for h in histories for e in h
+              if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+    assert timers and all(timedelta(seconds=0.5) <= t < timedelta(seconds=3) for t in timers)
     last = await handle.fetch_history()
     assert last.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     live_runs = await db.fetch("SELECT status FROM pipeline.runs WHERE workflow_id = $1",
@@ -131,3 +148,39 @@ async def test_a_live_session_replayed_fast_ends_equal_to_a_full_sync(
     before = await xmins(db)
     await sync_session(client, f1_settings, BAHRAIN_RACE)
     assert await xmins(db) == before
+
+
+async def test_temporal_cancel_during_a_live_poll_stops_and_undoes(
+        f1_worker: Worker, f1_settings: Settings, temporal_env: WorkflowEnvironment,
+        f1_upstream: F1UpstreamServer, db: Connection) -> None:
+    """Temporal's own cancel (`temporal workflow cancel`, the Web UI's button) reaching a
+    live run mid-poll ends it cancelled and undone, as the `cancel` signal does."""
+    before = await checksums(db)
+    f1_upstream.replay(BAHRAIN_RACE, speed=60)
+    handle = await start(temporal_env.client, f1_settings, "F1LiveSessionWorkflow", {
+        "session_key": BAHRAIN_RACE, "poll_seconds": 3}, f"f1-live-{BAHRAIN_RACE}")
+    # After a first poll has landed rows, hold every request: the next poll is in flight.
+    for _ in range(400):
+        stages = {s["name"]: s for s in (await handle.query("progress"))["stages"]}
+        if stages["poll"]["done"] >= 1 and stages["poll"]["records"]["staged"] > 0:
+            break
+        await asyncio.sleep(0.05)
+    f1_upstream.faults.set(F1FaultConfig(hold_after=0))
+    for _ in range(400):
+        if f1_upstream.faults.held:
+            break
+        await asyncio.sleep(0.05)
+    assert f1_upstream.faults.held, await handle.query("progress")
+    await handle.cancel()
+    await asyncio.sleep(0.5)
+    f1_upstream.faults.set(F1FaultConfig())  # let the held requests go
+    with pytest.raises(WorkflowFailureError) as failure:
+        await asyncio.wait_for(handle.result(), timeout=60)
+    assert isinstance(failure.value.cause, CancelledError)
+    progress = await handle.query("progress")
+    assert progress["status"] == "cancelled" and progress["rolled_back"], progress
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert await checksums(db) == before
+    runs = await db.fetch("SELECT status FROM pipeline.runs WHERE workflow_id = $1",
+                          f"f1-live-{BAHRAIN_RACE}")
+    assert [r["status"] for r in runs] == ["cancelled"]

@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,8 @@ from devstack.f1 import (
     generate_race,
 )
 from devstack.f1.model import FUEL_EFFECT_S_PER_KG, fuel_kg, tyre_age
-from devstack.f1.records import ENDPOINTS
+from devstack.f1.presets import load_preset
+from devstack.f1.records import CALENDAR_ENDPOINTS, ENDPOINTS
 from tests.f1.conftest_upstream import (
     BAHRAIN_MEETING,
     BAHRAIN_PRACTICE_1,
@@ -227,6 +229,22 @@ def test_every_endpoint_answers_items_of_the_contract_shapes(client: httpx.Clien
     assert all(seen[endpoint] > 0 for endpoint in ENDPOINTS), seen
     assert items(client, "/v1/meetings?year=2024")[0]["year"] == 2024
     assert len(items(client, "/v1/sessions?year=2024")) == 10 + 1  # two weekends + generated
+
+
+def test_the_demo_season_serves_each_natural_key_once() -> None:
+    """A key served twice with different values (two position changes of one car in
+    one millisecond) would leave what a client stores to the order it read them in."""
+    dataset = load_preset("demo")
+    repeated: dict[str, int] = {}
+    for session_key in dataset.session_keys():
+        for name, endpoint in ENDPOINTS.items():
+            if name in CALENDAR_ENDPOINTS:
+                continue
+            keys = Counter(tuple(item.get(f) for f in endpoint.natural_key)
+                           for item in dataset.items(name, session_key))
+            repeated[name] = repeated.get(name, 0) + sum(n - 1 for n in keys.values())
+    assert sum(repeated.values()) == 0, repeated
+    assert len(dataset.session_keys()) > 100
 
 
 def test_results_differ_for_qualifying_and_races(client: httpx.Client) -> None:

@@ -37,6 +37,8 @@ TIMELESS_EVERY = 3
 # Past its scheduled end + 2 h, a session whose streams bring nothing new for this long
 # is over (a replayed session runs on its own clock, past the wall clock's grace).
 STALE_AFTER = timedelta(minutes=5)
+# The shortest wait between two polls, however long the last one took.
+MIN_PAUSE = timedelta(milliseconds=500)
 
 
 @workflow.defn(name="F1LiveSessionWorkflow")
@@ -95,6 +97,7 @@ class F1LiveSessionWorkflow(SessionWriter):
         self.set_stage("poll")
         polls_this_run = 0
         while True:
+            poll_started = workflow.now()
             result = await self._poll(request, first_of_run=polls_this_run == 0)
             polls_this_run += 1
             if any(result.merge.get(k, 0) for k in ("inserted", "updated")):
@@ -109,8 +112,12 @@ class F1LiveSessionWorkflow(SessionWriter):
             if should_continue(request.polls_per_run, polls_this_run):
                 self.continuing = True
                 return
-            await workflow.sleep(timedelta(seconds=request.poll_seconds),
-                                 summary="until the next poll")
+            # Polls start every `poll_seconds`: the wait is what the poll left of it.
+            # There is always a timer (MIN_PAUSE at least): a slow upstream still gets a
+            # breath, and histories recorded before keep the same commands.
+            pause = (timedelta(seconds=request.poll_seconds)
+                     - (workflow.now() - poll_started))
+            await workflow.sleep(max(pause, MIN_PAUSE), summary="until the next poll")
         poll.status = "done"
         # The final full sync is a run of its own, under the session's lease.
         await self.release_session_lease()
