@@ -15,7 +15,7 @@ model forbidding extra fields still accepts the next run's input.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -110,3 +110,27 @@ async def continue_with(checkpoint: Checkpoint, params: Any,
     next_input = with_checkpoint(params, checkpoint, name)
     await workflow.wait_condition(workflow.all_handlers_finished)
     workflow.continue_as_new(next_input)
+
+
+@dataclass
+class Restored:
+    """What `restore` found in a run's input."""
+
+    checkpoint: Checkpoint  # an empty one in a chain's first run
+    progress: RunProgress | None  # the progress carried over, if any
+    error: str | None = None  # a malformed checkpoint, for `run` to fail with
+
+
+def restore(params: Any, read_state: Callable[[Checkpoint], None]) -> Restored:
+    """For a workflow's `@workflow.init`: the checkpoint its input carries, with
+    `read_state` taking the workflow's own state from it. A malformed checkpoint is not
+    raised here (it would fail the workflow task again and again): `error` says what
+    is wrong, and `run` fails the run with it."""
+    try:
+        checkpoint = checkpoint_of(params) if isinstance(params, Mapping) else None
+        progress = checkpoint.restore_progress() if checkpoint is not None else None
+        if checkpoint is not None:
+            read_state(checkpoint)
+    except (KeyError, TypeError, ValueError) as err:
+        return Restored(Checkpoint(), None, f"invalid input: checkpoint: {err}")
+    return Restored(checkpoint or Checkpoint(), progress)

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import signal
 import sys
-import threading
-from types import FrameType
 
 from devstack.f1.faults import F1FaultConfig
 from devstack.f1.presets import PRESETS, load_preset
 from devstack.f1.server import F1UpstreamServer
+from devstack.http_main import configure_logging, serve_in_foreground
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,8 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level)
     settings = json.loads(args.faults) if args.faults else {}
     settings.setdefault("latency_ms", args.latency_ms)
     settings.setdefault("jitter_ms", args.jitter_ms)
@@ -55,29 +51,20 @@ def main(argv: list[str] | None = None) -> int:
         settings["rate_limit"] = True
     faults = F1FaultConfig.model_validate(settings)
 
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-
     server = F1UpstreamServer(load_preset(args.preset, args.seed), host=args.host,
                               port=args.port, token=args.token, faults=faults, speed=args.speed)
-    server.start()
-    if args.replay is not None:
-        server.replay(args.replay)
-    counts = server.dataset.counts()
-    summary = " ".join(f"{name}={counts[name]}" for name in ("sessions", "laps", "intervals"))
-    print(f"devstack.f1 listening on {server.url} (preset={args.preset} seed={args.seed} "
-          f"{summary})", flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    return 0
+
+    def start() -> str:
+        server.start()
+        if args.replay is not None:
+            server.replay(args.replay)
+        counts = server.dataset.counts()
+        summary = " ".join(f"{name}={counts[name]}"
+                           for name in ("sessions", "laps", "intervals"))
+        return (f"devstack.f1 listening on {server.url} (preset={args.preset} "
+                f"seed={args.seed} {summary})")
+
+    return serve_in_foreground(start, server.stop)
 
 
 if __name__ == "__main__":

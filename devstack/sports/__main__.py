@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import signal
 import sys
-import threading
-from types import FrameType
 
+from devstack.http_main import configure_logging, serve_in_foreground
 from devstack.sports.faults import FaultConfig
 from devstack.sports.presets import PRESETS, load_preset
 from devstack.sports.server import UpstreamServer
@@ -40,22 +37,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     settings = json.loads(args.faults) if args.faults else {}
     settings.setdefault("latency_ms", args.latency_ms)
     settings.setdefault("jitter_ms", args.jitter_ms)
     settings.setdefault("seed", args.fault_seed)
     faults = FaultConfig.model_validate(settings)
-
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
 
     server = UpstreamServer(
         load_preset(args.size, args.seed),
@@ -64,17 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         token=args.token,
         faults=faults,
     )
-    server.start()
-    counts = server.dataset.counts()
-    summary = " ".join(f"{name}={count}" for name, count in counts.items())
-    details = f"size={args.size} seed={args.seed} {summary}"
-    print(f"devstack.sports listening on {server.url} ({details})", flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    return 0
+
+    def start() -> str:
+        server.start()
+        counts = server.dataset.counts()
+        summary = " ".join(f"{name}={count}" for name, count in counts.items())
+        details = f"size={args.size} seed={args.seed} {summary}"
+        return f"devstack.sports listening on {server.url} ({details})"
+
+    return serve_in_foreground(start, server.stop)
 
 
 if __name__ == "__main__":

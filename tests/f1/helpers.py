@@ -13,6 +13,8 @@ from devstack.f1 import F1UpstreamServer
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
 from tests.run_results import failure_of as failure_of  # re-exported
+from tests.table_snapshots import checksums as table_checksums
+from tests.table_snapshots import xmins as table_xmins
 
 # Every table a run writes (stream state and quality checks are an audit trail: kept).
 F1_TABLES = ("f1.meetings", "f1.sessions", "f1.drivers", "f1.laps", "f1.stints",
@@ -38,25 +40,13 @@ async def sync_session(client: Client, settings: Settings, session_key: int,
     return result
 
 
-
-
 async def checksums(db: Connection) -> dict[str, str]:
-    sums = {}
-    for table in F1_TABLES:
-        # Table names from the constant above, not from data.
-        sums[table] = await db.fetchval(
-            f"SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '')"
-            f" FROM {table} t")
-    return sums
+    return await table_checksums(db, F1_TABLES)
 
 
 async def xmins(db: Connection) -> dict[str, list[str]]:
     """Every row's xmin per table: unchanged means not written at all."""
-    found = {}
-    for table in F1_TABLES:
-        rows = await db.fetch(f"SELECT xmin::text AS x FROM {table} ORDER BY ctid")
-        found[table] = [r["x"] for r in rows]
-    return found
+    return await table_xmins(db, F1_TABLES)
 
 
 def _moment(text: str | None) -> datetime | None:

@@ -17,6 +17,7 @@ from devstack.sports.dataset import Dataset
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
 from tests.run_results import failure_of as failure_of  # re-exported
+from tests.table_snapshots import checksums as table_checksums
 from workflows.sports.inputs import RunOptions
 
 SPORTS_TABLES = ("sports.competitions", "sports.teams", "sports.games")
@@ -83,11 +84,7 @@ async def assert_tables_equal(conn: Connection, expected: dict[str, set[tuple[An
 
 
 async def checksums(conn: Connection) -> dict[str, str]:
-    sums = {}
-    for table in (*SPORTS_TABLES, "sports.accounts"):
-        sums[table] = await conn.fetchval(
-            f"SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t")
-    return sums
+    return await table_checksums(conn, (*SPORTS_TABLES, "sports.accounts"))
 
 
 def run_options(settings: Settings) -> dict[str, Any]:

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.runs import RunActivities
     from pipeworks import search_attributes
     from pipeworks.progress import RunProgress
-    from workflows.checkpoint import Checkpoint, checkpoint_of, continue_with, should_continue
+    from workflows.checkpoint import Checkpoint, continue_with, restore, should_continue
     from workflows.f1.inputs import F1LiveSessionInput
     from workflows.f1.session_steps import HEARTBEAT_TIMEOUT, SYNC_TIMEOUT, SessionWriter
     from workflows.f1.session_sync import F1SessionSyncWorkflow
@@ -46,25 +46,18 @@ class F1LiveSessionWorkflow(SessionWriter):
     @workflow.init
     def __init__(self, params: dict[str, Any]) -> None:
         super().__init__()
-        self._bad_checkpoint: str | None = None
-        try:
-            checkpoint = checkpoint_of(params) if isinstance(params, dict) else None
-            restored = checkpoint.restore_progress() if checkpoint is not None else None
-            if checkpoint is not None:
-                self.chain_run_id = str(checkpoint.state["chain_run_id"])
-                self.merge_totals.update(checkpoint.state.get("merge", {}))
-                self._last_advance = datetime.fromisoformat(
-                    str(checkpoint.state["last_advance"]))
-        except (KeyError, TypeError, ValueError) as err:
-            # Failed in `run` with one message, not a workflow task retried forever.
-            self._bad_checkpoint = f"invalid input: checkpoint: {err}"
-            checkpoint = restored = None
-        self.progress = restored or RunProgress.new(
+        self._last_advance = workflow.now()
+        restored = restore(params, self._read_state)
+        self._bad_checkpoint = restored.error
+        self.progress = restored.progress or RunProgress.new(
             workflow.info().workflow_id, PIPELINE, STAGES, workflow.now())
-        self._checkpoint = checkpoint or Checkpoint(cursor=0)
+        self._checkpoint = restored.checkpoint
         self._polls = int(self._checkpoint.cursor or 0)
-        if checkpoint is None:
-            self._last_advance = workflow.now()
+
+    def _read_state(self, checkpoint: Checkpoint) -> None:
+        self.chain_run_id = str(checkpoint.state["chain_run_id"])
+        self.merge_totals.update(checkpoint.state.get("merge", {}))
+        self._last_advance = datetime.fromisoformat(str(checkpoint.state["last_advance"]))
 
     @workflow.run
     async def run(self, params: dict[str, Any]) -> dict[str, Any]:
