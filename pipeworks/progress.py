@@ -240,3 +240,8 @@ def _same(document: Mapping[str, Any], key: str, derived: Any) -> None:
     if document[key] != derived:
         raise ValueError(f"{key} {document[key]!r} does not match the rest of the document "
                          f"({derived!r}): not an `as_dict()` output")
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 batch`, `2 batches`: for run messages."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"

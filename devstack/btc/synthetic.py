@@ -342,6 +342,12 @@ class SyntheticChain(BtcChain):
     def full_block(self, block_hash: str) -> FullBlock:
         return self._build(*self._known(block_hash))
 
+    def plan_at(self, height: int) -> BlockPlan:
+        """The plan of the active chain's block at `height`: its coinbase value, fees,
+        unspendable value... (what a client that ingested the block would hold),
+        without building the block."""
+        return self.plan(height, self.generation_at(height, self._active))
+
     def block_stats(self, block_hash: str) -> dict[str, Any]:
         height, generation = self._known(block_hash)
         found: dict[str, Any] | None = self._stats.get((height, generation))

@@ -81,9 +81,14 @@ def btc_demo(settings: Settings, console: Console) -> int:
                                         "reconciling every height with the node"))
     console.print(progress_table(document))
     supply = document.get("supply") or {}
-    console.print(f"supply check at height {supply.get('height')}: ok={supply.get('ok')} "
-                  f"(subsidy {supply.get('subsidy_sat')} sat = UTXO {supply.get('utxo_sat')}"
-                  f" sat + unspendable {supply.get('unspendable_sat')})", highlight=False)
+    if supply.get("ok") is None:
+        console.print(f"supply check at height {supply.get('height')}: not made "
+                      f"({supply.get('detail')})", highlight=False)
+    else:
+        console.print(f"supply check at height {supply.get('height')}: ok={supply['ok']} "
+                      f"(subsidy {supply.get('subsidy_sat')} sat = UTXO "
+                      f"{supply.get('utxo_sat')} sat + unspendable "
+                      f"{supply.get('unspendable_sat')})", highlight=False)
     found = asyncio.run(report.findings_report(settings.resolved_database_url(),
                                                run_id))
     report.render(console, found)

@@ -30,6 +30,7 @@ async def test_mainnet_sample_reconciles_clean_with_the_supply_explained(
     for height in (0, 170, 438):
         stats = btc_node.chain.stats(height)
         row = await db.fetchrow("SELECT * FROM btc.block_calcs WHERE height = $1", height)
+        assert row is not None
         assert (row["tx_count"], row["input_count"], row["output_count"],
                 row["total_out_sat"], row["total_fee_sat"], row["subsidy_sat"]) == (
             stats["txs"], stats["ins"], stats["outs"], stats["total_out"],

@@ -5,11 +5,7 @@ upstream's 30 requests per 10 s hold across two workers, through the shared limi
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -17,52 +13,32 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.f1.settings import F1Settings
 from devstack.f1 import F1FaultConfig, F1UpstreamServer
-from devstack.processes import free_port
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
 from tests.f1.conftest import f1_settings_for
 from tests.f1.conftest_upstream import BAHRAIN_MEETING, BAHRAIN_QUALIFYING, BAHRAIN_RACE
 from tests.f1.helpers import start, stored_laps, upstream_laps
-from tests.worker import running_worker
+from tests.worker import (
+    killed_at_exit,
+    running_worker,
+    spawn_worker_process,
+    worker_process_env,
+)
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
     f1 = settings.of(F1Settings)
-    assert settings.database_url is not None and f1.f1_api_url is not None
-    return {
-        **os.environ,
-        "PIPEWORKS_DATABASE_URL": settings.database_url.get_secret_value(),
+    assert f1.f1_api_url is not None
+    return worker_process_env(settings, "f1", {
         "PIPEWORKS_F1_API_URL": f1.f1_api_url,
         "PIPEWORKS_F1_RATE_LIMIT": str(f1.f1_rate_limit),
-        "PIPEWORKS_F1_RETRY_AFTER_SECONDS": "1",
-        "PIPEWORKS_PIPELINES": "f1",
-        "PIPEWORKS_TEMPORAL_ADDRESS": settings.temporal_address,
-        "PIPEWORKS_TASK_QUEUE": settings.task_queue,
-        "PIPEWORKS_HOME": str(settings.home),
-        "PIPEWORKS_GRACEFUL_SHUTDOWN_SECONDS": "5",
-        "PIPEWORKS_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
-        "PIPEWORKS_HEALTH_ADDRESS": f"127.0.0.1:{free_port()}",
-    }
-
-
-@asynccontextmanager
-async def workers(settings: Settings, log: Path) -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    spawned: list[asyncio.subprocess.Process] = []
-    try:
-        yield spawned
-    finally:
-        for process in spawned:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        "PIPEWORKS_F1_RETRY_AFTER_SECONDS": "1"})
 
 
 async def spawn(settings: Settings, log: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "starters.cli", "worker", env=worker_env(settings),
-        stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT)
+    return await spawn_worker_process(worker_env(settings), log)
 
 
 async def staged_loads(db: Connection) -> int:
@@ -75,7 +51,7 @@ async def test_a_worker_killed_mid_season_leaves_exact_data(
         f1_upstream: F1UpstreamServer, db: Connection, tmp_path: Path) -> None:
     f1_upstream.faults.set(F1FaultConfig(latency_ms=80))
     log = tmp_path / "worker.log"
-    async with workers(f1_settings, log) as spawned:
+    async with killed_at_exit() as spawned:
         spawned.append(await spawn(f1_settings, log))
         handle = await start(temporal_env.client, f1_settings, "F1SeasonSyncWorkflow", {
             "year": 2024, "meeting_keys": [BAHRAIN_MEETING],
@@ -116,7 +92,7 @@ async def test_two_workers_keep_to_30_requests_per_10_seconds(
     settings = f1_settings_for(kernel_settings, f1_upstream.url,
                                f1_rate_limit=F1Settings.model_fields["f1_rate_limit"].default)
     log = tmp_path / "worker.log"
-    async with workers(settings, log) as spawned, \
+    async with killed_at_exit() as spawned, \
             running_worker(settings, temporal_env.client):
         spawned.append(await spawn(settings, log))
         handle = await start(temporal_env.client, settings, "F1SeasonSyncWorkflow", {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -15,11 +14,11 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sports.settings import SportsSettings
-from devstack.processes import free_port
 from devstack.sports.server import UpstreamServer
 from pipeworks.db import Connection
 from pipeworks.settings import Settings
 from tests.sports.helpers import assert_tables_equal, expected_association, start_sync
+from tests.worker import spawn_worker_process, worker_process_env
 
 pytestmark = pytest.mark.slow
 
@@ -28,26 +27,16 @@ def worker_env(settings: Settings, metrics_port: int | None = None,
                health_port: int | None = None) -> dict[str, str]:
     """A worker process's environment; each gets its own metrics and health ports."""
     sports_api_url = settings.of(SportsSettings).sports_api_url
-    assert settings.database_url is not None and sports_api_url is not None
-    return {
-        **os.environ,
-        "PIPEWORKS_DATABASE_URL": settings.database_url.get_secret_value(),
-        "PIPEWORKS_SPORTS_API_URL": sports_api_url,
-        "PIPEWORKS_PIPELINES": "sports_sync",
-        "PIPEWORKS_TEMPORAL_ADDRESS": settings.temporal_address,
-        "PIPEWORKS_TASK_QUEUE": settings.task_queue,
-        "PIPEWORKS_HOME": str(settings.home),
-        "PIPEWORKS_GRACEFUL_SHUTDOWN_SECONDS": "20",
-        "PIPEWORKS_LOG_FORMAT": "json",
-        "PIPEWORKS_METRICS_ADDRESS": f"127.0.0.1:{metrics_port or free_port()}",
-        "PIPEWORKS_HEALTH_ADDRESS": f"127.0.0.1:{health_port or free_port()}",
-    }
+    assert sports_api_url is not None
+    return {**worker_process_env(settings, "sports_sync",
+                                 {"PIPEWORKS_SPORTS_API_URL": sports_api_url},
+                                 graceful_shutdown_seconds=20, metrics_port=metrics_port,
+                                 health_port=health_port),
+            "PIPEWORKS_LOG_FORMAT": "json"}
 
 
 async def spawn_worker(settings: Settings, log: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "starters.cli", "worker", env=worker_env(settings),
-        stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT)
+    return await spawn_worker_process(worker_env(settings), log)
 
 
 async def wait_for(handle: Any, predicate: Any, timeout: float = 60.0) -> dict[str, Any]:

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.btc.activities import BtcActivities, IngestBatch, RangeRequest
     from activities.btc.search_attributes import BTC_NETWORK
     from activities.btc.tables import UNDO_ORDER
-    from pipeworks.progress import RunProgress
+    from pipeworks.progress import RunProgress, counted
     from workflows.base import PipelineWorkflow
     from workflows.btc.inputs import BtcIngestInput
     from workflows.checkpoint import Checkpoint, continue_with, restore, should_continue
@@ -26,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
 STAGES = ["plan", "ingest"]
 BATCH_TIMEOUT = timedelta(minutes=10)
 PLAN_TIMEOUT = timedelta(minutes=2)
-HEARTBEAT_TIMEOUT = timedelta(seconds=60)
 
 
 @workflow.defn(name="BtcIngestWorkflow")
@@ -78,7 +77,8 @@ class BtcIngestWorkflow(PipelineWorkflow):
             return "nothing to ingest: the range is above tip - min confirmations"
         lo, hi = self._range
         blocks = self._merge.get("blocks", {})
-        return (f"heights {lo}..{hi} ingested in {self._batches} batches; blocks: "
+        batches = counted(self._batches, "batch", "batches")
+        return (f"heights {lo}..{hi} ingested in {batches}; blocks: "
                 f"{blocks.get('inserted', 0)} inserted, {blocks.get('updated', 0)} updated,"
                 f" {blocks.get('unchanged', 0)} unchanged")
 
@@ -98,7 +98,7 @@ class BtcIngestWorkflow(PipelineWorkflow):
             result = await self.run_activity(
                 BtcActivities.ingest_batch, IngestBatch(self.record_run_id, cursor, top),
                 summary=f"ingest heights {cursor}..{top}", start_to_close=BATCH_TIMEOUT,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT)
+                heartbeat_timeout=timedelta(seconds=request.heartbeat_timeout_seconds))
             self._batches += 1
             this_run += 1
             stage.done += top - cursor + 1

@@ -33,8 +33,8 @@ class BtcInput(RunInput):
     def _ordered(self) -> Self:
         if (self.from_height is not None and self.to_height is not None
                 and self.from_height > self.to_height):
-            raise ValueError(f"from_height ({self.from_height}) is above to_height "
-                             f"({self.to_height})")
+            raise ValueError(f"from_height (--from) {self.from_height} is above "
+                             f"to_height (--to) {self.to_height}")
         return self
 
     def search_attribute_pairs(self) -> list[tuple[SearchAttributeKey[str], str]]:

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.btc.search_attributes import BTC_BREAKER, BTC_NETWORK
     from pipeworks.breaker import BreakerPolicy, BreakerState, CircuitBreaker
     from pipeworks.errors import NON_RETRYABLE_ERROR_TYPES, ErrorCategory, category_of
-    from pipeworks.progress import RunProgress
+    from pipeworks.progress import RunProgress, counted
     from workflows.base import PipelineWorkflow
     from workflows.breaker import BreakerGuard
     from workflows.btc.inputs import BtcReconcileInput
@@ -46,7 +46,6 @@ STAGES = ["plan", "reconcile", "supply"]
 NODE = "node"
 PLAN_TIMEOUT = timedelta(minutes=2)
 BATCH_TIMEOUT = timedelta(minutes=10)
-HEARTBEAT_TIMEOUT = timedelta(seconds=60)
 # A full `gettxoutsetinfo` scan takes minutes on mainnet.
 SUPPLY_TIMEOUT = timedelta(minutes=30)
 # Few attempts: a node that stays down is the breaker's to wait out, on a timer, not
@@ -85,6 +84,7 @@ class BtcReconcileWorkflow(PipelineWorkflow):
         self._done: dict[int, int] = {}  # finished batches beyond the prefix: lo -> hi
         self._retry: list[tuple[int, int]] = []  # failed ranges, to go again
         self._failures: dict[int, int] = {}  # failures per range start
+        self._heartbeat = timedelta(seconds=30)
 
     def _read_state(self, checkpoint: Checkpoint) -> None:
         state = checkpoint.state
@@ -106,6 +106,8 @@ class BtcReconcileWorkflow(PipelineWorkflow):
             max_open_seconds=request.breaker.max_open_seconds,
             budget_seconds=BREAKER_BUDGET_SECONDS)
         self._guard = BreakerGuard(policy, publish=self._breaker_changed)
+        # A lost worker's batch is tried again after this long without a heartbeat.
+        self._heartbeat = timedelta(seconds=request.heartbeat_timeout_seconds)
         if self._checkpoint.state.get("breaker"):
             self._guard.restore(self._checkpoint.state["breaker"])
         self._breaker_changed(self._guard.snapshot())
@@ -128,7 +130,8 @@ class BtcReconcileWorkflow(PipelineWorkflow):
             return "nothing to reconcile: the range is above tip - min confirmations"
         found = ", ".join(f"{n} {c}" for c, n in sorted(self._findings.items()))
         return (f"heights {self._range[0]}..{self._range[1]} reconciled in "
-                f"{self._totals['batches']} batches; findings: {found or 'none'}")
+                f"{counted(self._totals['batches'], 'batch', 'batches')}"
+                f"; findings: {found or 'none'}")
 
     # -- the walk ---------------------------------------------------------------------
 
@@ -222,7 +225,7 @@ class BtcReconcileWorkflow(PipelineWorkflow):
                 NODE, lambda: self.run_activity(
                     BtcActivities.reconcile_batch, ReconBatch(self.record_run_id, lo, hi),
                     summary=f"reconcile heights {lo}..{hi}", start_to_close=BATCH_TIMEOUT,
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=BATCH_RETRY),
+                    heartbeat_timeout=self._heartbeat, retry_policy=BATCH_RETRY),
                 is_breaker_failure=_is_breaker_failure, on_open=self._breaker_opened)
         except Exception as err:
             if self.is_cancellation(err) or not _is_breaker_failure(err):
