@@ -58,6 +58,9 @@ MAX_RANGE_FAILURES = 8
 BREAKER_BUDGET_SECONDS = 7 * 24 * 3600.0
 
 
+_BREAKER_LEVEL = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
 def _is_breaker_failure(err: BaseException) -> bool:
     return category_of(err) in (ErrorCategory.TRANSIENT, ErrorCategory.SYSTEM)
 
@@ -329,6 +332,11 @@ class BtcReconcileWorkflow(PipelineWorkflow):
             if breaker.state is BreakerState.OPEN else None,
             "times_opened": breaker.times_opened})
         self.set_search_attributes((BTC_BREAKER, state))
+        # 0 closed, 1 half open, 2 open; the workflow's meter skips replays.
+        workflow.metric_meter().create_gauge(
+            "pipeworks_btc_breaker_state", "the reconciliation's breaker on the node: "
+            "0 closed, 1 half open, 2 open").set(
+            _BREAKER_LEVEL[breaker.state], {"workflow_id": workflow.info().workflow_id})
 
     async def _breaker_opened(self, name: str, breaker: CircuitBreaker) -> None:
         self.note(f"circuit breaker on the {name} open until "
