@@ -20,8 +20,13 @@ from activities.btc.node import BtcNode
 from pipeworks.http import ErrorTally
 from pipeworks.pagination import RpcError
 
-# Main-chain heights whose coinbase a later duplicate txid overwrote (btc-rpc.md).
-BIP30_HEIGHTS = (91_842, 91_880)
+# Mainnet's BIP30 repeats (btc-rpc.md): their coinbases' txids overwrote earlier ones.
+# By hash as well as height, as Core's coinstatsindex decides: another chain called
+# "main" (a synthetic one) has ordinary blocks at these heights.
+BIP30_BLOCKS = {
+    91_842: "00000000000a4d0a398161ffc163c503763b1f4360639393e0e4c8e300e0caec",
+    91_880: "00000000000743f190a18c5577a3c2d2a1f610ae9601ac046a38084ccb7cd721",
+}
 
 
 async def node_utxo_total(node: BtcNode, tally: ErrorTally, height: int
@@ -52,10 +57,12 @@ async def supply_check(pool: asyncpg.Pool, node: BtcNode, tally: ErrorTally, *, 
                   coalesce(sum(unspendable_sat), 0)::bigint AS scripts,
                   coalesce(sum(coinbase_out_sat) FILTER (WHERE height = 0), 0)::bigint
                       AS genesis,
-                  coalesce(sum(coinbase_out_sat) FILTER (WHERE height = ANY($2::int[])), 0)
+                  coalesce(sum(coinbase_out_sat) FILTER (WHERE height = ANY($2::int[])
+                                                         AND block_hash = ANY($3::text[])), 0)
                       ::bigint AS bip30
            FROM btc.block_calcs WHERE height <= $1""",
-        height, list(BIP30_HEIGHTS) if network == "main" else [])
+        height, list(BIP30_BLOCKS) if network == "main" else [],
+        list(BIP30_BLOCKS.values()) if network == "main" else [])
     assert ours is not None  # an aggregate without GROUP BY has one row
     unspendable = {"genesis_block": ours["genesis"], "bip30": ours["bip30"],
                    "scripts": ours["scripts"], "unclaimed_rewards": ours["unclaimed"]}

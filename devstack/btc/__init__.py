@@ -12,7 +12,10 @@ In-process use::
         node.reorg(3); node.prune(100); node.warm_up(seconds=2); node.outage(10)
         node.chain.stats(101)              # what getblockstats answers
 
-Out of process: ``python -m devstack.btc --port 8767 --chain synthetic:2000``.
+Out of process: ``python -m devstack.btc --port 8767 --chain synthetic:2000``; for a long
+chain whose getblockstats costs O(1) per height, ``--chain synthetic-aggregate:1000000``
+(block sizes: ``--max-txs``, ``--tx-growth``; ``--latency-us-per-tx 0`` drops the
+per-transaction sleep, 20 µs by default). ``benchmarks/btc_emulator_cost.py`` measures it.
 """
 
 from devstack.btc.chain import BtcChain, ChainTip, IndexStats

@@ -23,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--chain", default="synthetic:2000",
                         help=f"one of {', '.join(PRESETS)}")
     parser.add_argument("--seed", type=int, default=7, help="seed of a synthetic chain")
+    parser.add_argument("--max-txs", type=int, default=None,
+                        help="synthetic chains: payout-funded transactions per block at most "
+                             "(default 250; a block has up to 2 more, and its coinbase)")
+    parser.add_argument("--tx-growth", type=int, default=None,
+                        help="synthetic chains: one more transaction per block every N "
+                             "heights, up to --max-txs (default 10)")
     parser.add_argument("--network", default=None,
                         help="network of a synthetic chain, and what getblockchaininfo "
                              "reports (default: the chain's)")
@@ -52,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.latency_us_per_tx is not None:
         settings["latency_us_per_tx"] = args.latency_us_per_tx
     faults = BtcFaultConfig.model_validate(settings)
-    chain = load_chain(args.chain, seed=args.seed, network=args.network)
+    try:
+        chain = load_chain(args.chain, seed=args.seed, network=args.network,
+                           max_txs=args.max_txs, tx_growth=args.tx_growth)
+    except ValueError as exc:
+        _parser().error(str(exc))
     server = BtcNodeServer(chain, host=args.host, port=args.port, user=args.user,
                            password=args.password, cookie_dir=args.cookie_dir, faults=faults,
                            rpcthreads=args.rpcthreads, rpcworkqueue=args.rpcworkqueue,

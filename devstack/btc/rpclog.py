@@ -12,6 +12,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+# seq, started (stats clock), wall time, method, params, id, jsonrpc, error, duration (s).
+_Raw = tuple[int, float, float, str, Any, Any, str, int | None, float]
+
 
 def _plain(value: Any) -> Any:
     """Params as plain JSON values (decimal numbers as their text)."""
@@ -35,27 +38,35 @@ class RpcLog:
         with self._lock:
             self._total = 0
             self._by_method: dict[str, dict[str, int]] = {}
-            self._log: deque[dict[str, Any]] = deque(maxlen=self._size)
+            # Raw records (_Raw), turned into dicts when read: recording stays cheap.
+            self._log: deque[_Raw] = deque(maxlen=self._size)
 
     def record(self, *, started: float, method: str, params: Any, request_id: Any,
                version: str, error: int | None, duration_s: float) -> None:
         """``started`` is the stats clock's time when the call began."""
+        wall = time.time() - (self._clock() - started)
         with self._lock:
             self._total += 1
-            counts = self._by_method.setdefault(method, {"calls": 0, "errors": 0})
+            counts = self._by_method.get(method)
+            if counts is None:
+                counts = self._by_method[method] = {"calls": 0, "errors": 0}
             counts["calls"] += 1
             if error is not None:
                 counts["errors"] += 1
-            self._log.append({
-                "seq": self._total, "t": round(started, 6),
-                "wall": round(time.time() - (self._clock() - started), 6),
-                "method": method, "params": _plain(params), "id": _plain(request_id),
-                "jsonrpc": version, "error": error,
-                "duration_ms": round(duration_s * 1000.0, 3)})
+            self._log.append((self._total, started, wall, method, params, request_id, version,
+                              error, duration_s))
+
+    def _entries(self) -> list[dict[str, Any]]:
+        """The log as dicts (callers hold the lock)."""
+        return [{"seq": seq, "t": round(started, 6), "wall": round(wall, 6), "method": method,
+                 "params": _plain(params), "id": _plain(request_id), "jsonrpc": version,
+                 "error": error, "duration_ms": round(duration_s * 1000.0, 3)}
+                for (seq, started, wall, method, params, request_id, version, error,
+                     duration_s) in self._log]
 
     def calls(self, method: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(entry) for entry in self._log
+            return [entry for entry in self._entries()
                     if method is None or entry["method"] == method]
 
     def count(self, method: str | None = None) -> int:
@@ -67,12 +78,12 @@ class RpcLog:
     def between(self, start: float, end: float) -> list[dict[str, Any]]:
         """Calls that began within [start, end] on the stats clock."""
         with self._lock:
-            return [dict(entry) for entry in self._log if start <= entry["t"] <= end]
+            return [entry for entry in self._entries() if start <= entry["t"] <= end]
 
     def snapshot(self, *, log: bool = True, since_seq: int = 0) -> dict[str, Any]:
         with self._lock:
             return {"total": self._total,
                     "by_method": {m: dict(c) for m, c in self._by_method.items()},
-                    "log": [dict(e) for e in self._log if e["seq"] > since_seq] if log
+                    "log": [e for e in self._entries() if e["seq"] > since_seq] if log
                     else [],
                     "log_capacity": self._size}

@@ -47,7 +47,8 @@ class BtcNodeServer(HTTPService):
     """A Bitcoin Core-like JSON-RPC node on a background thread; also a context manager.
 
     ``chain``, ``faults`` and ``state`` are live: change them (or call the methods below)
-    at any time and the next call sees the change. Without ``user``/``password`` and
+    at any time and the next request sees the change (a batch's calls share one fault
+    config, read when the request starts). Without ``user``/``password`` and
     ``cookie_dir``, cookie auth is used in a temporary directory (``cookie_file``).
     """
 
@@ -327,7 +328,13 @@ class BtcNodeServer(HTTPService):
             if verdict == "wrong" and self.stopping.wait(WRONG_PASSWORD_DELAY_S):
                 return Drop("close"), "stopping"
             return UNAUTHORIZED, "unauthorized"
-        reply = jsonrpc.process(request.body, self._execute, self.whitelist)
+        # One snapshot of the fault config per HTTP request: a batch's calls share it.
+        config = self.faults.config
+
+        def execute(method: str, params: Any, request_id: Any, version: str) -> Any:
+            return self._execute(method, params, request_id, version, config)
+
+        reply = jsonrpc.process(request.body, execute, self.whitelist)
         response = Response(reply.status, reply.body, reply.content_type)
         if decision.action == "malformed" and response.status == 200:
             return malformed_response(response, decision), reply.route
@@ -343,11 +350,13 @@ class BtcNodeServer(HTTPService):
         # Not the node's own answer: a proxy's (or a crashing node's) HTML page.
         return Response(status, nginx_error_page(status), "text/html")
 
-    def _execute(self, method: str, params: Any, request_id: Any, version: str) -> Any:
+    def _execute(self, method: str, params: Any, request_id: Any, version: str,
+                 config: BtcFaultConfig | None = None) -> Any:
         """One RPC call (a batch element too): run, log, then take its latency."""
         started = self.stats.now()
         begun = time.monotonic()
-        context = RpcContext(self.chain, self.state, self.faults.config, self._sleep)
+        context = RpcContext(self.chain, self.state,
+                             self.faults.config if config is None else config, self._sleep)
         error: int | None = None
         try:
             return call(context, method, params)

@@ -14,10 +14,23 @@ What is real and what is not:
   A header's bytes (``getblockheader <hash> false``) link to the right previous hash but
   do not hash to the block's hash.
 
-``aggregate_only=True`` computes getblockstats from the plan (no scripts, no hashing),
-so that any of 10**6 heights answers in milliseconds; figures are identical to a full
-chain's. getblock builds the block from the same plan in both modes (cost grows with the
-block's transaction count, at most ``max_txs`` + 3).
+``aggregate_only=True`` computes getblockstats from the block's closed-form figures
+(synthetic_plan.block_figures: no plan, no scripts, a couple of hashes), in O(1) whatever
+the block's size, so that 10**6 heights answer in tens of microseconds each. Identical to
+a full chain's: ``height``, ``blockhash``, ``time``, ``mediantime``, ``txs``, ``ins``,
+``outs``, ``total_out``, ``totalfee``, ``avgfee``, ``subsidy``, ``utxo_increase``,
+``utxo_increase_actual`` (and gettxoutsetinfo, and ``ingested_figures``). *Estimated*
+from the counts instead of the built block's: ``total_size``, ``total_weight``,
+``swtxs``, ``swtotal_size``, ``swtotal_weight``, ``avgtxsize``, ``mintxsize``,
+``maxtxsize``, ``mediantxsize``, ``minfee``, ``maxfee``, ``medianfee``, ``avgfeerate``,
+``minfeerate``, ``maxfeerate``, ``feerate_percentiles``, ``utxo_size_inc`` and
+``utxo_size_inc_actual`` (self-consistent: min <= median <= max, averages as Core rounds
+them, non-decreasing percentiles; synthetic_plan.estimated_block_stats). getblock builds
+the block from the plan in both modes (cost grows with the block's transaction count, at
+most ``max_txs`` + 3).
+
+``time`` is a closed form of the height (600 s apart plus a jitter below 600 s), so
+block times strictly increase and the median of the last 11 is block ``height - 5``'s.
 """
 
 from __future__ import annotations
@@ -42,23 +55,30 @@ from devstack.btc.chain import (
     stats_view,
 )
 from devstack.btc.codec import ZERO_HASH, push_data, push_int, sha256
-from devstack.btc.consensus import HALVING_INTERVAL, POW_LIMIT_BITS, median_time_past, work
+from devstack.btc.consensus import HALVING_INTERVAL, POW_LIMIT_BITS, work
 from devstack.btc.synthetic_plan import (
     BOGO_PER_TXOUT,
     OP_VALUE_SHIFT,
     SHORTFALL_SHIFT,
     BlockPlan,
+    Figures,
     GenTables,
     OutPlan,
     Shape,
     SyntheticParams,
+    block_figures,
     digest,
+    estimated_block_stats,
     payout_plan,
     plan_block,
 )
 from devstack.btc.transactions import Block, Header, Tx, TxIn, TxOut, make_tx
 
 MAX_GENERATIONS = 0xFFFF
+# Block hashes remembered with their (height, generation) both ways, so that a hash just
+# computed costs a lookup to compute again or to decode (getblockhash h, then
+# getblockstats h or of the hash), not two or three SHA-256.
+HASH_MEMORY = 8192
 
 
 @dataclass(slots=True)
@@ -160,6 +180,9 @@ class SyntheticChain(BtcChain):
         self._blocks = _Lru(16)
         self._coinbases = _Lru(512)
         self._stats = _Lru(4096)
+        # Hashes block_hash computed, both ways; emptied when full.
+        self._hashes: dict[str, tuple[int, int]] = {}
+        self._hash_of: dict[tuple[int, int], str] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -176,13 +199,29 @@ class SyntheticChain(BtcChain):
         return generation
 
     def block_hash(self, height: int, generation: int) -> str:
+        key = (height, generation)
+        found = self._hash_of.get(key)
+        if found is not None:
+            return found
         body = digest(self.seed, b"hash", height, generation)[8:]
-        mask = sha256(struct.pack(">q", self.seed) + body)[:6]
-        coded = bytes(a ^ b for a, b in zip(struct.pack(">IH", height, generation), mask,
-                                            strict=True))
-        return (b"\x00\x00" + coded + body).hex()
+        mask = int.from_bytes(sha256(struct.pack(">q", self.seed) + body)[:6], "big")
+        coded = ((height << 16 | generation) ^ mask).to_bytes(6, "big")
+        found = (b"\x00\x00" + coded + body).hex()
+        if len(self._hashes) >= HASH_MEMORY:
+            self._hashes.clear()
+            self._hash_of.clear()
+        self._hashes[found] = key
+        self._hash_of[key] = found
+        return found
 
     def _decode(self, block_hash: str) -> tuple[int, int] | None:
+        known = self._hashes.get(block_hash)
+        if known is not None:
+            height, generation = known
+            if generation >= len(self._gens):
+                return None
+            gen = self._gens[generation]
+            return known if gen.fork <= height <= gen.top else None
         try:
             raw = bytes.fromhex(block_hash)
         except ValueError:
@@ -223,14 +262,20 @@ class SyntheticChain(BtcChain):
             self._payouts.put(key, found)
         return list(found)
 
+    def figures(self, height: int, generation: int) -> Figures:
+        """Block (height, generation)'s closed-form figures (O(1))."""
+        tables = self._tables.get(generation) or self.tables(generation)
+        return block_figures(self.shape, tables, height, generation)
+
     def plan(self, height: int, generation: int) -> BlockPlan:
         key = (height, generation)
         found: BlockPlan | None = self._plans.get(key)
         if found is None:
             source = height - self.params.maturity
-            spent = [] if source < 0 else self._payout_plan(
+            figures = self.figures(height, generation)
+            spent = [] if source < 0 or not figures.funded else self._payout_plan(
                 source, self.generation_at(source, generation))
-            found = plan_block(self.shape, self.tables(generation), height, generation, spent)
+            found = plan_block(self.shape, figures, spent)
             self._plans.put(key, found)
         return found
 
@@ -238,6 +283,13 @@ class SyntheticChain(BtcChain):
         jitter = int.from_bytes(digest(self.seed, b"time", height, generation)[:4], "big")
         return (self.params.genesis_time + height * self.params.block_interval
                 + jitter % self.params.block_interval)
+
+    def _mediantime(self, height: int, generation: int) -> int:
+        """Median time past: block times strictly increase (600 s apart, plus a jitter
+        below 600 s), so the median of blocks max(0, h - 10)..h is the middle one's."""
+        window = min(height, 10) + 1
+        middle = height - window + 1 + window // 2
+        return self._time(middle, self.generation_at(middle, generation))
 
     def _tx_count(self, height: int, generation: int) -> int:
         funded = self.shape.trend(height)
@@ -247,15 +299,13 @@ class SyntheticChain(BtcChain):
             self.tables(generation).spread)]
 
     def _header(self, height: int, generation: int) -> HeaderInfo:
-        times = [self._time(h, self.generation_at(h, generation))
-                 for h in range(max(0, height - 10), height + 1)]
         prev = ZERO_HASH if height == 0 else self.block_hash(
             height - 1, self.generation_at(height - 1, generation))
         material = digest(self.seed, b"header", height, generation)
-        header = Header(0x20000000, prev, material.hex(), times[-1], self.bits,
-                        int.from_bytes(material[:4], "little"))
+        header = Header(0x20000000, prev, material.hex(), self._time(height, generation),
+                        self.bits, int.from_bytes(material[:4], "little"))
         return HeaderInfo(self.block_hash(height, generation), height, header,
-                          median_time_past(times), (height + 1) * self._work,
+                          self._mediantime(height, generation), (height + 1) * self._work,
                           self._tx_count(height, generation))
 
     # -- building blocks ---------------------------------------------------------------------
@@ -343,24 +393,38 @@ class SyntheticChain(BtcChain):
         return self._build(*self._known(block_hash))
 
     def plan_at(self, height: int) -> BlockPlan:
-        """The plan of the active chain's block at `height`: its coinbase value, fees,
-        unspendable value... (what a client that ingested the block would hold),
-        without building the block."""
+        """The plan of the active chain's block at `height` (every transaction's values;
+        O(transactions)). ``ingested_figures`` has the block's totals in O(1)."""
         return self.plan(height, self.generation_at(height, self._active))
+
+    def ingested_figures(self, height: int) -> dict[str, int]:
+        """What a client that ingested the active chain's block at ``height`` holds, in
+        O(1): transaction, input and output counts, values in satoshis (the coinbase's
+        outputs, the OP_RETURN outputs', the non-coinbase outputs', fees, subsidy, and
+        what the coinbase leaves unclaimed)."""
+        with self.lock:
+            if not 0 <= height <= self.tip_height():
+                raise IndexError(height)
+            f = self.figures(height, self.generation_at(height, self._active))
+            return {"tx_count": f.txs, "input_count": f.ins, "output_count": f.outs,
+                    "coinbase_out_sat": f.coinbase_value,
+                    "unspendable_sat": f.op_value, "total_out_sat": f.total_out,
+                    "total_fee_sat": f.fees, "subsidy_sat": f.subsidy,
+                    "unclaimed_sat": f.shortfall}
 
     def block_stats(self, block_hash: str) -> dict[str, Any]:
         height, generation = self._known(block_hash)
+        if self.aggregate_only:  # O(1): cheaper than a cache
+            return estimated_block_stats(self.figures(height, generation), block_hash,
+                                         self._time(height, generation),
+                                         self._mediantime(height, generation))
         found: dict[str, Any] | None = self._stats.get((height, generation))
         if found is None:
-            info = self._header(height, generation)
-            identity = BlockIdentity(height, block_hash, info.header.time, info.mediantime,
+            identity = BlockIdentity(height, block_hash, self._time(height, generation),
+                                     self._mediantime(height, generation),
                                      self.subsidy(height), genesis=height == 0)
-            if self.aggregate_only:
-                view = self.plan(height, generation).stats_view()
-            else:
-                full = self._build(height, generation)
-                view = stats_view(full.block, full.undo)
-            found = compute_block_stats(identity, view)
+            full = self._build(height, generation)
+            found = compute_block_stats(identity, stats_view(full.block, full.undo))
             self._stats.put((height, generation), found)
         return dict(found)
 
@@ -381,29 +445,26 @@ class SyntheticChain(BtcChain):
         height, generation = self._known(block_hash)
         shape, maturity = self.shape, self.params.maturity
         # UTXO count: coinbase reward + payouts per block, and per block with transactions
-        # trend + extra outputs - extra in-block spends (synthetic_plan.py's money flow).
+        # one per transaction + extra outputs (synthetic_plan.py's money flow: every input
+        # spends a payout or a reserved output, created on top of those).
         txouts = (max(height, 0) + shape.trend_sum(1 + maturity, height + maturity)
                   + shape.trend_sum(maturity + 1, height))
         scripts = unclaimed = 0
-        chain_from = shape.extra_chain_from()
         for gen, lo, hi in self._segments(height, generation):
             tables = self.tables(gen)
             txouts += tables.range_sum("extra_spendable", max(lo, maturity + 1), hi)
-            txouts -= tables.range_sum("extra_chain", max(lo, chain_from), hi)
+            txouts += tables.range_sum("spread", max(lo, maturity + 1), hi)
             scripts += shape.scaled_sum(tables, "op_mult", max(lo, maturity + 1), hi,
                                         maturity, OP_VALUE_SHIFT)
             unclaimed += shape.scaled_sum(tables, "shortfall_mult", max(lo, 1), hi, 0,
                                           SHORTFALL_SHIFT)
         totals = Unspendables(self.subsidy(0), 0, scripts, unclaimed)
-        plan = self.plan(height, generation)
+        f = self.figures(height, generation)
         if height == 0:
-            info = BlockInfo(0, 0, 0, Unspendables(genesis_block=plan.subsidy))
+            info = BlockInfo(0, 0, 0, Unspendables(genesis_block=f.subsidy))
         else:
-            total_out = plan.total_out
-            info = BlockInfo(total_out + plan.fees, plan.coinbase_value,
-                             total_out - plan.op_value,
-                             Unspendables(scripts=plan.op_value,
-                                          unclaimed_rewards=plan.shortfall))
+            info = BlockInfo(f.total_in, f.coinbase_value, f.total_out - f.op_value,
+                             Unspendables(scripts=f.op_value, unclaimed_rewards=f.shortfall))
         return IndexStats(height, block_hash, txouts, txouts * BOGO_PER_TXOUT,
                           shape.subsidy_sum(0, height) - totals.total, totals, info,
                           digest(self.seed, b"muhash", height, generation).hex())

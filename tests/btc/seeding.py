@@ -20,15 +20,15 @@ async def seed_from_chain(db: Connection, chain: SyntheticChain, lo: int, hi: in
     for height in range(lo, hi + 1):
         stats = chain.stats(height)
         block_hash = stats["blockhash"]
-        plan = chain.plan_at(height)
-        coinbase = plan.coinbase_value
+        ingested = chain.ingested_figures(height)
+        coinbase = ingested["coinbase_out_sat"]
         unclaimed = stats["subsidy"] + stats["totalfee"] - coinbase
         underclaims += unclaimed > 0
         blocks.append((block_hash, height, chain.hash_at(height - 1) if height else None,
                        datetime.fromtimestamp(stats["time"], UTC), stats["txs"], True))
         calcs.append((height, block_hash, stats["txs"], stats["ins"], stats["outs"],
                       stats["total_out"], stats["totalfee"], coinbase, stats["subsidy"],
-                      unclaimed, plan.op_value, CALC_VERSION))
+                      unclaimed, ingested["unspendable_sat"], CALC_VERSION))
     await db.copy_records_to_table(
         "blocks", schema_name="btc", records=blocks,
         columns=["hash", "height", "prev_hash", "time", "n_tx", "is_main"])

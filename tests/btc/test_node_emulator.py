@@ -24,6 +24,7 @@ import pytest
 from devstack.btc import BtcNodeFaults, BtcNodeServer, SyntheticChain, load_chain
 from devstack.btc.chain import Coin
 from devstack.btc.codec import display_hex, sha256d
+from devstack.btc.consensus import median_time_past
 from devstack.btc.script import is_unspendable
 from devstack.btc.vendored import regtest_sample
 from tests.btc.conftest_node import (
@@ -62,6 +63,42 @@ def supply(height: int, interval: int) -> int:
     """Σ subsidy(0..height), era by era."""
     return sum(subsidy(start, interval) * (min(height, start + interval - 1) - start + 1)
                for start in range(0, height + 1, interval))
+
+
+# What a reconciliation compares: an aggregate-only chain serves them exactly as the built
+# block gives them (the other getblockstats fields are estimates there).
+COMPARED = ("height", "blockhash", "time", "mediantime", "txs", "ins", "outs", "total_out",
+            "totalfee", "avgfee", "subsidy", "utxo_increase", "utxo_increase_actual")
+
+
+def compared(stats: dict[str, Any]) -> dict[str, Any]:
+    return {name: stats[name] for name in COMPARED}
+
+
+def assert_self_consistent(stats: dict[str, Any]) -> None:
+    """getblockstats figures that hold together, estimated or not."""
+    n = stats["txs"] - 1
+    fee, size, weight = stats["totalfee"], stats["total_size"], stats["total_weight"]
+    assert stats["avgfee"] == (fee // n if n else 0)
+    assert stats["avgtxsize"] == (size // n if n else 0)
+    assert stats["avgfeerate"] == (fee * 4 // weight if weight else 0)
+    assert stats["utxo_increase"] == stats["outs"] - stats["ins"]
+    assert stats["utxo_increase_actual"] <= stats["utxo_increase"]
+    assert stats["utxo_size_inc_actual"] <= stats["utxo_size_inc"]
+    if not n:
+        assert (fee, size, weight, stats["total_out"], stats["ins"], stats["swtxs"]) == (
+            0, 0, 0, 0, 0, 0)
+        return
+    assert stats["minfee"] <= stats["medianfee"] <= stats["maxfee"] <= fee
+    assert stats["minfee"] * n <= fee <= stats["maxfee"] * n
+    assert stats["mintxsize"] <= stats["mediantxsize"] <= stats["maxtxsize"] <= size
+    assert stats["mintxsize"] * n <= size <= stats["maxtxsize"] * n
+    rates = [stats["minfeerate"], *stats["feerate_percentiles"], stats["maxfeerate"]]
+    assert rates == sorted(rates)
+    assert stats["minfeerate"] <= stats["avgfeerate"] <= stats["maxfeerate"]
+    assert 0 <= stats["swtxs"] <= n
+    assert stats["swtotal_size"] <= size <= weight <= 4 * size
+    assert stats["swtotal_weight"] <= weight
 
 
 # -- real chains ------------------------------------------------------------------------------
@@ -183,15 +220,20 @@ def test_synthetic_is_deterministic_and_seeded() -> None:
 
 def test_synthetic_replays_to_its_own_totals() -> None:
     """Every prevout exists with the value the block claims; coinstatsindex totals (closed
-    form) equal a UTXO replay; aggregate-only stats equal stats of the built blocks; and
-    the chain has under-claimed coinbases and OP_RETURN outputs with value."""
+    form) equal a UTXO replay; aggregate-only stats equal stats of the built blocks on the
+    compared fields, and ingested_figures the built block's; mediantime is the median of
+    the last 11 headers' times; and the chain has under-claimed coinbases and OP_RETURN
+    outputs with value."""
     chain = synthetic_chain(length=200)
     aggregate = synthetic_chain(length=200, aggregate_only=True)
     utxo: dict[tuple[str, int], Coin] = {}
     supply = underclaimed = valued_op_returns = 0
+    times: list[int] = []
     for height in range(200):
         block_hash = chain.hash_at(height)
         full = chain.full_block(block_hash)
+        times.append(full.block.header.time)
+        assert chain.header(block_hash).mediantime == median_time_past(times[-11:])
         for index, tx in enumerate(full.block.txs):
             for txin, coin in zip(tx.inputs, full.undo[index - 1] if index else (),
                                   strict=False):
@@ -200,7 +242,19 @@ def test_synthetic_replays_to_its_own_totals() -> None:
                 if height and not is_unspendable(out.script):
                     utxo[(tx.txid, n)] = Coin(out.value, out.script, height, index == 0)
         stats = chain.block_stats(block_hash)
-        assert aggregate.block_stats(block_hash) == stats
+        estimated = aggregate.block_stats(block_hash)
+        assert compared(estimated) == compared(stats)
+        assert list(estimated) == list(stats)
+        assert_self_consistent(stats)
+        assert_self_consistent(estimated)
+        ingested = aggregate.ingested_figures(height)
+        coinbase, *others = full.block.txs
+        assert ingested == chain.ingested_figures(height)
+        assert ingested["coinbase_out_sat"] == sum(out.value for out in coinbase.outputs)
+        assert ingested["unspendable_sat"] == sum(
+            out.value for tx in others for out in tx.outputs if is_unspendable(out.script))
+        assert (ingested["tx_count"], ingested["total_fee_sat"]) == (
+            stats["txs"], stats["totalfee"])
         supply += subsidy(height, 100)
         index_stats = chain.index_stats(block_hash)
         assert index_stats.txouts == len(utxo)
@@ -216,6 +270,62 @@ def test_synthetic_replays_to_its_own_totals() -> None:
         assert stats["txs"] == chain.header(block_hash).n_tx == len(full.block.txs)
     assert underclaimed > 0 and valued_op_returns > 0
     assert chain.stats(199)["txs"] > chain.stats(60)["txs"] > 1 == chain.stats(20)["txs"]
+
+
+def test_aggregate_stats_equal_full_blocks_on_the_compared_fields() -> None:
+    """Default block sizes (up to 250 payout-funded transactions): for a sample of heights,
+    small to full blocks, on the original chain and after a reorg, the aggregate-only
+    chain serves what the built blocks give on the compared fields, and its plan and
+    ingested figures agree with the stats."""
+    full = SyntheticChain(3_000, seed=5)
+    aggregate = SyntheticChain(3_000, seed=5, aggregate_only=True)
+    heights = (0, 1, 100, 101, 102, 131, 777, 1_205, 1_999, 2_591, 2_600, 2_998, 2_999)
+    sizes = []
+    for chain_events in range(2):
+        if chain_events:
+            assert full.reorg(3, extend=1) == aggregate.reorg(3, extend=1)
+            heights = (2_997, 2_998, 2_999, 3_000)
+        for height in heights:
+            stats, estimated = full.stats(height), aggregate.stats(height)
+            assert compared(estimated) == compared(stats), height
+            assert_self_consistent(stats)
+            assert_self_consistent(estimated)
+            sizes.append(stats["txs"])
+            ingested, plan = aggregate.ingested_figures(height), full.plan_at(height)
+            assert ingested["coinbase_out_sat"] == plan.coinbase_value
+            assert ingested["unspendable_sat"] == plan.op_value
+            # What a client derives: coinbase - subsidy - fees = -(unclaimed reward).
+            assert plan.coinbase_value - stats["subsidy"] - stats["totalfee"] == \
+                -ingested["unclaimed_sat"] == -plan.shortfall
+            assert (ingested["tx_count"], ingested["input_count"], ingested["output_count"],
+                    ingested["total_out_sat"]) == (stats["txs"], stats["ins"], stats["outs"],
+                                                   stats["total_out"])
+    assert max(sizes) > 250 and min(sizes) == 1 and any(10 < n < 100 for n in sizes)
+
+
+@pytest.mark.parametrize("max_txs", [2, 250])
+def test_aggregate_supply_identity_up_to_a_million(max_txs: int) -> None:
+    chain = SyntheticChain(1_000_000, aggregate_only=True, max_txs=max_txs)
+    for height in (0, 1, 101, 209_999, 210_000, 420_001, 777_777, 999_999):
+        block_hash = chain.hash_at(height)
+        index = chain.index_stats(block_hash)
+        assert supply(height, 210_000) == index.total_amount + index.total_unspendable_amount
+        info = index.block_info
+        assert info.prevout_spent + subsidy(height, 210_000) == \
+            info.new_outputs_ex_coinbase + info.coinbase + info.unspendable
+        stats = chain.stats(height)
+        assert_self_consistent(stats)
+        assert stats["subsidy"] == subsidy(height, 210_000)
+        assert stats["txs"] == chain.header(block_hash).n_tx
+        ingested = chain.ingested_figures(height)
+        if height:
+            assert info.prevout_spent == stats["total_out"] + stats["totalfee"]
+            assert info.coinbase == ingested["coinbase_out_sat"]
+            assert info.unspendables.scripts == ingested["unspendable_sat"]
+            assert ingested["coinbase_out_sat"] - stats["subsidy"] - stats["totalfee"] == \
+                -info.unspendables.unclaimed_rewards
+    # 1 + max_txs payout-funded transactions + 0..2 more.
+    assert max_txs + 1 <= chain.stats(999_999)["txs"] <= max_txs + 3
 
 
 def test_aggregate_chain_answers_a_millionth_block_quickly() -> None:
@@ -583,7 +693,8 @@ def test_admin_routes(synthetic: Node) -> None:
 def test_cli_prints_its_url_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack.btc", "--port", "0", "--chain", "synthetic:300",
-         "--user", USER, "--password", PASSWORD, "--latency-us-per-tx", "0"],
+         "--user", USER, "--password", PASSWORD, "--latency-us-per-tx", "0",
+         "--max-txs", "3", "--tx-growth", "1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -593,6 +704,11 @@ def test_cli_prints_its_url_and_stops_on_sigterm() -> None:
         assert found, line
         client = NodeClient(found.group(1))
         assert client.call("getblockcount") == 299
+        # Block sizes as asked: at most 3 payout-funded transactions (+ 2, + the coinbase).
+        expected = SyntheticChain(300, max_txs=3, tx_growth=1)
+        assert [client.call("getblockstats", h)["txs"] for h in (100, 101, 103, 299)] == [
+            expected.stats(h)["txs"] for h in (100, 101, 103, 299)]
+        assert 4 <= expected.stats(299)["txs"] <= 6
         client.close()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
@@ -620,3 +736,9 @@ def test_synthetic_chain_rejects_bad_parameters() -> None:
         SyntheticChain(10, network="mars")
     with pytest.raises(ValueError):
         load_chain("synthetic:x")
+    with pytest.raises(ValueError):
+        load_chain("mainnet-sample", max_txs=3)
+    with pytest.raises(ValueError):
+        SyntheticChain(10, max_txs=0)
+    chain = load_chain("synthetic-aggregate:10", max_txs=3, tx_growth=2)
+    assert chain.describe()["max_txs"] == 3 and chain.describe()["tx_growth"] == 2

@@ -67,6 +67,7 @@ REGISTER = "register-search-attributes"
 PIPEWORKS_DB = "pipeworks-db"
 UPSTREAM = "demo-upstream"
 F1_UPSTREAM = "demo-f1-upstream"
+BTC_NODE = "demo-btc-node"
 WORKER = "worker"
 PROMETHEUS = "prometheus"
 GRAFANA = "grafana"
@@ -903,7 +904,7 @@ def test_worker_waits_for_what_it_needs(compose: Compose) -> None:
     assert dependencies(services(compose)[WORKER]) == {
         TEMPORAL: "service_healthy", REGISTER: "service_completed_successfully",
         PIPEWORKS_DB: "service_healthy", UPSTREAM: "service_healthy",
-        F1_UPSTREAM: "service_healthy"}
+        F1_UPSTREAM: "service_healthy", BTC_NODE: "service_healthy"}
 
 
 def test_images_are_pinned(compose: Compose) -> None:
