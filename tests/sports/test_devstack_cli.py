@@ -30,6 +30,7 @@ def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "PIPEWORKS_TEMPORAL_UI_PORT": str(free_port()),
         "PIPEWORKS_UPSTREAM_PORT": str(free_port()),
         "PIPEWORKS_F1_UPSTREAM_PORT": str(free_port()),
+        "PIPEWORKS_BTC_NODE_PORT": str(free_port()),
         "PIPEWORKS_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
         "PIPEWORKS_HEALTH_ADDRESS": f"127.0.0.1:{free_port()}",
         "PIPEWORKS_GRACEFUL_SHUTDOWN_SECONDS": "5",
