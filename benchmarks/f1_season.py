@@ -35,26 +35,21 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import psutil
 from rich.table import Table
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowHistory
 
 from activities.f1.derive import recompute_session
 from activities.f1.derived_tables import DERIVED_WRITE_ORDER
@@ -64,13 +59,11 @@ from activities.f1.endpoints import SESSIONS as PIPELINE_SESSIONS
 from activities.f1.plans import scope_of
 from benchmarks import history as history_analysis
 from benchmarks import sampling
-from benchmarks.common import stop_process
 from benchmarks.f1_common import RAW_STREAMS, checksums, row_counts
 from benchmarks.run import (
     PIPELINE_TABLES,
     RESULTS,
     ROOT,
-    Sampler,
     _f,
     begin,
     console,
@@ -78,13 +71,16 @@ from benchmarks.run import (
     git_state,
     machine,
     versions,
-    wait_for_pollers,
+)
+from benchmarks.stack import (
+    BenchStack,
+    connection,
+    print_cpu_by_category,
+    print_targets,
+    run_and_report,
+    running,
 )
 from devstack.f1 import F1Dataset, F1FaultConfig, F1UpstreamServer
-from devstack.postgres import EmbeddedPostgres
-from devstack.processes import free_port
-from devstack.temporal import temporal_cli_path
-from pipeworks.db import connect, migrate_dsn
 
 YEAR = 2024
 SEASON_ROUNDS = 24
@@ -156,149 +152,37 @@ def check_tables_match_pipeline() -> None:
 # -- the stack -------------------------------------------------------------------------
 
 
-class F1Stack:
-    """Postgres, Temporal, the F1 upstream and the worker process; `close` stops them."""
+class F1Stack(BenchStack):
+    """The shared stack (`stack.py`) with the F1 upstream on threads of this process and
+    a worker serving the F1 pipeline only."""
 
     def __init__(self, config: F1Config, dataset: F1Dataset) -> None:
+        super().__init__(name="f1", pipelines="f1", processes=config.processes,
+                         unsandboxed=config.unsandboxed, keep_dir=config.keep_dir)
         self.config = config
-        self.dir = Path(tempfile.mkdtemp(prefix="pipeworks-bench-f1-"))
-        self.task_queue = f"bench-f1-{uuid.uuid4().hex[:8]}"
-        self.postgres = EmbeddedPostgres(self.dir / "pg" / "data", port=free_port(),
-                                         ephemeral=False)
-        self.env: WorkflowEnvironment | None = None
         self.upstream = F1UpstreamServer(dataset,
                                          faults=F1FaultConfig(latency_ms=config.latency_ms))
-        self.worker: asyncio.subprocess.Process | None = None
-        self.worker_log = self.dir / "worker.log"
-        self.sampler = Sampler()
-        self.temporal_pid: int | None = None
-        self.closed = False
 
-    @property
-    def client(self) -> Client:
-        assert self.env is not None
-        return self.env.client
-
-    @property
-    def dsn(self) -> str:
-        return self.postgres.dsn
-
-    async def start(self) -> None:
-        console.print(f"[dim]stack in {self.dir}[/]")
-        await asyncio.to_thread(self.postgres.start)
-        await migrate_dsn(self.dsn)
-        self.sampler.start()
-        pg_pid = self.postgres.running_pid()
-        if pg_pid is not None:
-            self.sampler.watch("postgres", pg_pid, descendants=True)
-        self.sampler.watch("driver+upstream", os.getpid())
-        self.env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli_path(), ui=False,
-            dev_server_log_level="error")
-        for child in psutil.Process().children():
-            with contextlib.suppress(psutil.Error):
-                if "temporal" in child.name():
-                    self.temporal_pid = child.pid
-                    self.sampler.watch("temporal", child.pid, descendants=True)
+    async def start_upstream(self) -> None:
         self.upstream.start()
 
-    async def start_worker(self) -> None:
-        processes = self.config.processes
-        env = {**os.environ,
-               "PIPEWORKS_DATABASE_URL": self.dsn,
-               "PIPEWORKS_TEMPORAL_ADDRESS": self.client.service_client.config.target_host,
-               "PIPEWORKS_TASK_QUEUE": self.task_queue,
-               "PIPEWORKS_HOME": str(self.dir / ".pipeworks"),
-               "PIPEWORKS_LOG_FORMAT": "json",
-               "PIPEWORKS_PIPELINES": "f1",
-               "PIPEWORKS_F1_API_URL": self.upstream.url,
-               "PIPEWORKS_F1_RATE_LIMIT": str(self.config.worker_rate_limit),
-               # Off: a dev stack's worker may hold the default ports; nothing reads them.
-               "PIPEWORKS_METRICS_ADDRESS": "", "PIPEWORKS_HEALTH_ADDRESS": ""}
-        command = ["-m", "starters.cli", "worker"]
-        if processes > 1:
-            command += ["--processes", str(processes)]
-        if self.config.unsandboxed:
-            command = ["-m", "benchmarks.bench_worker", "--unsandboxed"]
-        self.worker = await asyncio.create_subprocess_exec(
-            sys.executable, *command, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
-            stdout=self.worker_log.open("ab"), stderr=subprocess.STDOUT,
-            start_new_session=True)
-        await wait_for_pollers(self.client, self.task_queue, self.worker, processes)
-        self.sampler.watch("worker", self.worker.pid, descendants=processes > 1,
-                           largest=True)
-
-    def worker_processes(self) -> list[psutil.Process]:
-        """The worker's process and, with --processes, its children."""
-        assert self.worker is not None
-        root = psutil.Process(self.worker.pid)
-        return [root, *root.children(recursive=True)]
-
-    async def stop_worker(self) -> None:
-        worker, self.worker = self.worker, None
-        if worker is not None:
-            await stop_process(worker, 20)
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.stop_worker()
-        self.sampler.stop()
-        if self.env is not None:
-            with contextlib.suppress(Exception):
-                await self.env.shutdown()
+    async def stop_upstream(self) -> None:
         self.upstream.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(self.postgres.stop)
-        self._remove_dir()
-        self.closed = True
 
-    def close_now(self) -> None:
-        """Last resort when the event loop is gone (a second Ctrl-C): kill what is left."""
-        if self.closed:
-            return
-        self.sampler.stop()
-        for pid in (self.worker.pid if self.worker else None, self.temporal_pid):
-            if pid is not None:
-                with contextlib.suppress(psutil.Error):
-                    psutil.Process(pid).kill()
+    def kill_upstream(self) -> None:
         self.upstream.stop()
-        with contextlib.suppress(Exception):
-            self.postgres.stop()
-        self._remove_dir()
-        self.closed = True
 
-    def _remove_dir(self) -> None:
-        if self.config.keep_dir:
-            console.print(f"[dim]kept {self.dir} (logs, Postgres data); servers are stopped[/]")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+    def worker_env(self) -> dict[str, str]:
+        return {"PIPEWORKS_F1_API_URL": self.upstream.url,
+                "PIPEWORKS_F1_RATE_LIMIT": str(self.config.worker_rate_limit)}
 
 
-ACTIVE: list[F1Stack] = []  # for the last-resort cleanup in main()
-
-
-@contextlib.asynccontextmanager
-async def running_stack(config: F1Config, dataset: F1Dataset) -> AsyncIterator[F1Stack]:
-    stack = F1Stack(config, dataset)
-    ACTIVE.append(stack)
-    try:
-        await stack.start()
-        yield stack
-    finally:
-        # Shielded: a Ctrl-C during the run must not skip stopping the servers.
-        await asyncio.shield(stack.close())
+def running_stack(config: F1Config, dataset: F1Dataset
+                  ) -> contextlib.AbstractAsyncContextManager[F1Stack]:
+    return running(F1Stack(config, dataset))
 
 
 # -- database helpers ------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def connection(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def empty_f1_tables(dsn: str) -> None:
@@ -501,8 +385,9 @@ async def run_pipeworks(stack: F1Stack) -> dict[str, Any]:
     stack.upstream.stats.clear()
     assert stack.worker is not None
     pids = [p.pid for p in stack.worker_processes()]
-    spying = (sampling.sampled(pids, config.py_spy, "season") if config.py_spy
-              else contextlib.nullcontext([]))
+    spying: contextlib.AbstractAsyncContextManager[list[Path]] = (
+        sampling.sampled(pids, config.py_spy, "season") if config.py_spy
+        else contextlib.nullcontext([]))
     async with spying as spy_files:
         phase = begin(stack.sampler)
         started = time.perf_counter()
@@ -837,20 +722,9 @@ def render(report: dict[str, Any]) -> None:
         prof.add_row(name, str(int(a["count"])), _f(1000 * a["run_s"] / n, 1),
                      _f(a["run_s"]), _f(1000 * a["queue_s"] / n, 1))
     console.print(prof)
-    if "worker_cpu_by_category_s" in pw:
-        cat = Table(title="worker CPU s by category (py-spy)", title_justify="left")
-        cat.add_column("category")
-        cat.add_column("CPU s", justify="right")
-        for name, seconds in pw["worker_cpu_by_category_s"].items():
-            cat.add_row(name, _f(seconds))
-        console.print(cat)
+    print_cpu_by_category(pw)
 
-    tg = Table(title="targets", title_justify="left")
-    for col in ("target", "measured", "met"):
-        tg.add_column(col)
-    for t in report["targets"]:
-        tg.add_row(t["target"], t["measured"], "[green]yes[/]" if t["met"] else "[red]no[/]")
-    console.print(tg)
+    print_targets(report["targets"])
 
 
 # -- command line ----------------------------------------------------------------------
@@ -904,30 +778,9 @@ def parse_args(argv: Sequence[str] | None = None) -> F1Config:
                     keep_dir=args.keep_dir, unsandboxed=args.unsandboxed)
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    # asyncio.run turns SIGINT into cancelling the benchmark, whose clean-up then runs.
-    os.kill(os.getpid(), signal.SIGINT)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    started = time.perf_counter()
-    try:
-        report = asyncio.run(bench(config))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        console.print("[red]interrupted; stopped everything it had started[/]")
-        return 130
-    finally:
-        for stack in ACTIVE:
-            stack.close_now()
-    report["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
-    render(report)
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    config.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    console.print(f"wrote {config.out} (whole benchmark {report['benchmark_wall_s']} s)")
-    return 0
+    return run_and_report(config.out, bench(config), render)
 
 
 if __name__ == "__main__":

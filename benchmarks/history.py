@@ -129,16 +129,16 @@ def analyse(histories: list[WorkflowHistory]) -> dict[str, Any]:
     by_type: dict[str, dict[str, float]] = defaultdict(
         lambda: {"count": 0, "run_s": 0.0, "queue_s": 0.0})
     chains: dict[tuple[int, str], list[tuple[float, float, float]]] = defaultdict(list)
-    for sid, (name, at, scope) in scheduled.items():
-        if sid not in started or sid not in completed:
+    for key, (name, at, scope) in scheduled.items():
+        if key not in started or key not in completed:
             continue
         row = by_type[name]
         row["count"] += 1
-        row["run_s"] += completed[sid] - started[sid]
-        row["queue_s"] += started[sid] - at
+        row["run_s"] += completed[key] - started[key]
+        row["queue_s"] += started[key] - at
         if name.split(":")[0] in SPORTS_CHAIN and scope is not None and not scope.startswith(
                 ("association:", "club:")):
-            chains[(sid[0], scope)].append((at, started[sid], completed[sid]))
+            chains[(key[0], scope)].append((at, started[key], completed[key]))
 
     chain_span = chain_run = chain_gap = chain_queue = 0.0
     steps = 0

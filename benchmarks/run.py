@@ -36,7 +36,6 @@ import os
 import platform
 import pstats
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -510,8 +509,9 @@ async def run_sync(stack: Stack, workflow_id: str, *, org_kind: str = "associati
     latencies: list[float] = []
     failures: list[str] = []
     stop = asyncio.Event()
-    spying = (sampling.sampled([w.pid for w in stack.workers], config.py_spy, py_spy_name)
-              if config.py_spy and py_spy_name else contextlib.nullcontext([]))
+    spying: contextlib.AbstractAsyncContextManager[list[Path]] = (
+        sampling.sampled([w.pid for w in stack.workers], config.py_spy, py_spy_name)
+        if config.py_spy and py_spy_name else contextlib.nullcontext([]))
     async with spying as spy_files:
         phase = begin(stack.sampler)
         started = time.perf_counter()
@@ -1251,34 +1251,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     return config
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    # asyncio.run turns SIGINT into cancelling the benchmark, whose clean-up then runs.
-    os.kill(os.getpid(), signal.SIGINT)
-
-
 def run_and_report(config: Config, benchmark: Coroutine[Any, Any, dict[str, Any]],
                    render_report: Callable[[dict[str, Any]], None]) -> int:
     """Runs one benchmark to its report (printed and written as JSON); Ctrl-C and SIGTERM
     stop it cleanly, with every process it started."""
-    signal.signal(signal.SIGTERM, _terminate)
-    # A shell without job control starts background jobs with SIGINT ignored; this
-    # command always wants Ctrl-C (and SIGTERM) to stop it cleanly.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    started = time.perf_counter()
-    try:
-        report = asyncio.run(benchmark)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        console.print("[red]interrupted; stopped everything it had started[/]")
-        return 130
-    finally:
-        for stack in ACTIVE:
-            stack.close_now()
-    report["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
-    render_report(report)
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    config.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    console.print(f"wrote {config.out} (whole benchmark {report['benchmark_wall_s']} s)")
-    return 0
+    # benchmarks.stack builds on this module: imported here, not at the top.
+    from benchmarks import stack
+
+    return stack.run_and_report(config.out, benchmark, render_report, stacks=ACTIVE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
