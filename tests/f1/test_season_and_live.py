@@ -138,11 +138,12 @@ async def test_a_live_session_replayed_fast_ends_equal_to_a_full_sync(
     assert [r["status"] for r in live_runs] == ["completed"]
     # The polls had almost everything: the final full sync deleted nothing and added
     # only what the upstream published after the last poll (the results, the last laps'
-    # final values): under 2% of the rows.
+    # final values, and what appeared while that poll ran: at 600x, half a second of
+    # a loaded machine is 5 minutes of race): under 5% of the rows.
     final = await client.get_workflow_handle(f"f1-session-{BAHRAIN_RACE}").result()
     merge = final["merge"]
     assert merge["deleted"] == 0, merge
-    assert merge["inserted"] + merge["updated"] < 0.02 * merge["unchanged"], merge
+    assert merge["inserted"] + merge["updated"] < 0.05 * merge["unchanged"], merge
     assert await stored_laps(db, BAHRAIN_RACE) == upstream_laps(f1_upstream, BAHRAIN_RACE)
     # And it equals a full sync: another one writes nothing.
     before = await xmins(db)
