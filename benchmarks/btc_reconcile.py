@@ -63,6 +63,7 @@ from benchmarks.run import (
     finish,
     git_state,
     machine,
+    run_measured,
     versions,
 )
 from benchmarks.stack import (
@@ -270,28 +271,11 @@ async def check_node_matches_seed(stack: BtcStack) -> None:
 
 async def run_yardstick(stack: BtcStack) -> dict[str, Any]:
     config = stack.config
-    phase = begin(stack.sampler)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.yardstick_btc", "--dsn", stack.dsn,
-        "--url", stack.node_url, "--user", NODE_USER, "--password", NODE_PASSWORD,
-        "--lo", "0", "--hi", str(config.heights - 1), "--concurrency",
-        str(config.concurrency), "--batch-calls", str(config.batch_calls),
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    stack.sampler.watch("yardstick", proc.pid)
-    try:
-        out, err = await proc.communicate()
-    finally:
-        await stop_process(proc, 5)
-    usage = finish(stack.sampler, phase)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the yardstick failed ({proc.returncode}):\n"
-                           f"{err.decode()[-3000:]}")
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    result.update(heights_per_s=config.heights / result["wall_s"], cpu_s=usage["cpu_s"],
-                  cpu_total_s=usage["cpu_total_s"],
-                  peak_rss_mb=stack.sampler.peak_rss_mb("yardstick", usage["since"],
-                                                        usage["until"]))
+    result, usage = await run_measured(stack.sampler, "yardstick", "benchmarks.yardstick_btc", [
+        "--dsn", stack.dsn, "--url", stack.node_url, "--user", NODE_USER,
+        "--password", NODE_PASSWORD, "--lo", "0", "--hi", str(config.heights - 1),
+        "--concurrency", str(config.concurrency), "--batch-calls", str(config.batch_calls)])
+    result.update(heights_per_s=config.heights / result["wall_s"], **usage)
     return result
 
 

@@ -33,10 +33,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -63,13 +61,13 @@ from benchmarks.f1_common import RAW_STREAMS, checksums, row_counts
 from benchmarks.run import (
     PIPELINE_TABLES,
     RESULTS,
-    ROOT,
     _f,
     begin,
     console,
     finish,
     git_state,
     machine,
+    run_measured,
     versions,
 )
 from benchmarks.stack import (
@@ -258,31 +256,12 @@ def upstream_stats(stack: F1Stack) -> dict[str, Any]:
 async def run_yardstick(stack: F1Stack) -> dict[str, Any]:
     config = stack.config
     stack.upstream.stats.clear()
-    phase = begin(stack.sampler)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.yardstick_f1", "--dsn", stack.dsn,
-        "--url", stack.upstream.url, "--year", str(YEAR),
-        "--concurrency", str(config.concurrency), "--rate-limit", str(config.rate_limit),
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    stack.sampler.watch("yardstick", proc.pid)
-    try:
-        out, err = await proc.communicate()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
-    usage = finish(stack.sampler, phase)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the yardstick failed ({proc.returncode}):\n"
-                           f"{err.decode()[-3000:]}")
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    result, usage = await run_measured(stack.sampler, "yardstick", "benchmarks.yardstick_f1", [
+        "--dsn", stack.dsn, "--url", stack.upstream.url, "--year", str(YEAR),
+        "--concurrency", str(config.concurrency), "--rate-limit", str(config.rate_limit)])
     counts, sums = await db_state(stack.dsn)
     result.update(upstream_stats(stack), rows=counts, rows_total=sum(counts.values()),
-                  checksums=sums, cpu_s=usage["cpu_s"], cpu_total_s=usage["cpu_total_s"],
-                  peak_rss_mb=stack.sampler.peak_rss_mb("yardstick", usage["since"],
-                                                        usage["until"]))
+                  checksums=sums, **usage)
     return result
 
 

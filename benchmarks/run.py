@@ -246,6 +246,53 @@ def finish(sampler: Sampler, phase: Phase) -> dict[str, Any]:
             "since": phase.started, "until": ended}
 
 
+async def run_measured(sampler: Sampler, name: str, module: str, args: Sequence[str]
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Runs `python -m <module> <args>` as its own process, sampled as `name`. Returns the
+    JSON of its last stdout line and what it used: `cpu_s`, `cpu_total_s`, `peak_rss_mb`
+    of that phase. Killed when the benchmark is interrupted."""
+    phase = begin(sampler)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, *args, cwd=ROOT, stdin=subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    sampler.watch(name, proc.pid)
+    try:
+        out, err = await proc.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+    usage = finish(sampler, phase)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} failed ({proc.returncode}):\n{err.decode()[-3000:]}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result, {"cpu_s": usage["cpu_s"], "cpu_total_s": usage["cpu_total_s"],
+                    "peak_rss_mb": sampler.peak_rss_mb(name, usage["since"], usage["until"])}
+
+
+async def start_postgres_and_temporal(postgres: EmbeddedPostgres, sampler: Sampler
+                                      ) -> tuple[WorkflowEnvironment, int | None]:
+    """A benchmark stack's servers, migrated and sampled (this process too, as
+    `driver+upstream`): the Temporal environment and the dev server's pid."""
+    await asyncio.to_thread(postgres.start)
+    await migrate_dsn(postgres.dsn)
+    sampler.start()
+    pg_pid = postgres.running_pid()
+    if pg_pid is not None:
+        sampler.watch("postgres", pg_pid, descendants=True)
+    sampler.watch("driver+upstream", os.getpid())
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path(), ui=False, dev_server_log_level="error")
+    temporal_pid = None
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if "temporal" in child.name():
+                temporal_pid = child.pid
+                sampler.watch("temporal", child.pid, descendants=True)
+    return env, temporal_pid
+
+
 # -- helpers ---------------------------------------------------------------------------
 
 
@@ -373,21 +420,8 @@ class Stack:
 
     async def start(self) -> None:
         console.print(f"[dim]stack in {self.dir}[/]")
-        await asyncio.to_thread(self.postgres.start)
-        await migrate_dsn(self.postgres.dsn)
-        self.sampler.start()
-        pg_pid = self.postgres.running_pid()
-        if pg_pid is not None:
-            self.sampler.watch("postgres", pg_pid, descendants=True)
-        self.sampler.watch("driver+upstream", os.getpid())
-        self.env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli_path(), ui=False,
-            dev_server_log_level="error")
-        for child in psutil.Process().children():
-            with contextlib.suppress(psutil.Error):
-                if "temporal" in child.name():
-                    self.temporal_pid = child.pid
-                    self.sampler.watch("temporal", child.pid, descendants=True)
+        self.env, self.temporal_pid = await start_postgres_and_temporal(self.postgres,
+                                                                        self.sampler)
         self.upstream.start()
 
     @property
@@ -409,6 +443,8 @@ class Stack:
         env = {**os.environ,
                "PIPEWORKS_DATABASE_URL": self.postgres.dsn,
                "PIPEWORKS_SPORTS_API_URL": self.upstream.url,
+               # The sports pipeline only: the others would need their upstreams too.
+               "PIPEWORKS_PIPELINES": "sports_sync",
                "PIPEWORKS_TEMPORAL_ADDRESS": target,
                "PIPEWORKS_TASK_QUEUE": self.task_queue,
                "PIPEWORKS_HOME": str(self.dir / ".pipeworks"),
@@ -596,27 +632,11 @@ async def db_state(dsn: str) -> tuple[dict[str, int], dict[str, str]]:
 async def run_yardstick(stack: Stack, module: str, args: list[str], name: str
                         ) -> dict[str, Any]:
     stack.upstream.stats.clear()
-    phase = begin(stack.sampler)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", module, "--dsn", stack.postgres.dsn, "--url", stack.upstream.url,
-        "--org", ORG, *args, cwd=ROOT, stdin=subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    stack.sampler.watch(name, proc.pid)
-    try:
-        out, err = await proc.communicate()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
-    usage = finish(stack.sampler, phase)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{module} failed ({proc.returncode}):\n{err.decode()[-3000:]}")
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    result, usage = await run_measured(
+        stack.sampler, name, module,
+        ["--dsn", stack.postgres.dsn, "--url", stack.upstream.url, "--org", ORG, *args])
     stats = stack.upstream.stats.snapshot(log=False)
-    result.update(upstream_requests=stats["total"],
-                  peak_rss_mb=stack.sampler.peak_rss_mb(name, usage["since"], usage["until"]),
-                  cpu_s=usage["cpu_s"], cpu_total_s=usage["cpu_total_s"])
+    result.update(upstream_requests=stats["total"], **usage)
     return result
 
 

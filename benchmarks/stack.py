@@ -32,11 +32,16 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from benchmarks.common import stop_process
-from benchmarks.run import ROOT, Sampler, console, wait_for_pollers
+from benchmarks.run import (
+    ROOT,
+    Sampler,
+    console,
+    start_postgres_and_temporal,
+    wait_for_pollers,
+)
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import free_port
-from devstack.temporal import temporal_cli_path
-from pipeworks.db import connect, migrate_dsn
+from pipeworks.db import connect
 
 WORKER_STOP_TIMEOUT_S = 20.0
 
@@ -89,21 +94,8 @@ class BenchStack:
 
     async def start(self) -> None:
         console.print(f"[dim]stack in {self.dir}[/]")
-        await asyncio.to_thread(self.postgres.start)
-        await migrate_dsn(self.dsn)
-        self.sampler.start()
-        pg_pid = self.postgres.running_pid()
-        if pg_pid is not None:
-            self.sampler.watch("postgres", pg_pid, descendants=True)
-        self.sampler.watch("driver+upstream", os.getpid())
-        self.env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli_path(), ui=False,
-            dev_server_log_level="error")
-        for child in psutil.Process().children():
-            with contextlib.suppress(psutil.Error):
-                if "temporal" in child.name():
-                    self.temporal_pid = child.pid
-                    self.sampler.watch("temporal", child.pid, descendants=True)
+        self.env, self.temporal_pid = await start_postgres_and_temporal(self.postgres,
+                                                                        self.sampler)
         await self.start_upstream()
 
     async def start_worker(self) -> None:

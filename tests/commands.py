@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.temporal import temporal_cli_path
+from pipeworks.settings import Settings
 
 COMMAND_TIMEOUT = 60.0
 
@@ -46,6 +48,21 @@ async def finish(process: asyncio.subprocess.Process, argv: list[str],
 
 class Commands:
     """Runs `pipeworks` and `temporal` with the test's settings; kills what is left."""
+
+    @classmethod
+    def for_settings(cls, settings: Settings, cwd: Path, upstream: Mapping[str, str]
+                     ) -> Commands:
+        """As a user with only the test's stack configured (`upstream`: the pipeline's
+        own settings), in a wide, uncoloured terminal."""
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("PIPEWORKS_", "TEMPORAL_"))}
+        assert settings.database_url is not None
+        env = {**base, "COLUMNS": "200", "NO_COLOR": "1",
+               "PIPEWORKS_DATABASE_URL": settings.database_url.get_secret_value(),
+               "PIPEWORKS_TEMPORAL_ADDRESS": settings.temporal_address,
+               "PIPEWORKS_TASK_QUEUE": settings.task_queue,
+               "PIPEWORKS_HOME": str(settings.home), **upstream}
+        return cls(env, cwd, settings.temporal_address, settings.task_queue)
 
     def __init__(self, env: dict[str, str], cwd: Path, address: str, task_queue: str) -> None:
         self.env, self.cwd = env, cwd

@@ -289,8 +289,7 @@ class BtcActivities:
         tally = ErrorTally(carried_errors()[0])
         with categorized_errors(tally):
             return await supply_check(self._pool, self._node, tally, run_id=request.run_id,
-                                      height=request.height, network=self._network,
-                                      halving_interval=self._halving)
+                                      height=request.height, network=self._network)
 
 
 def _coinbase_sat(block: dict[str, Any]) -> int | None:

@@ -1,5 +1,6 @@
 """`btc.block_calcs`, computed set-based in SQL from our stored main-chain blocks and
-their transactions, following getblockstats' definitions (btc-rpc.md):
+their transactions (the subsidy, a function of the height, and what follows from it in
+Python), following getblockstats' definitions (btc-rpc.md):
 txs incl. the coinbase; ins without the coinbase's input; outs incl. the coinbase's;
 total_out and totalfee over non-coinbase transactions only; subsidy 50 BTC >> halvings;
 unclaimed = subsidy + fees - coinbase outputs (an under-claim is information)."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from activities.btc.amounts import subsidy_sat
 from pipeworks.db import Connection
 
 # Bumped whenever a definition below changes: rows computed by another version differ.
@@ -25,14 +27,11 @@ SELECT b.height, b.hash AS block_hash,
             THEN coalesce(sum(t.fee_sat) FILTER (WHERE NOT t.is_coinbase), 0) END::bigint
            AS total_fee_sat,
        sum(t.output_value_sat) FILTER (WHERE t.is_coinbase)::bigint AS coinbase_out_sat,
-       s.subsidy AS subsidy_sat,
        coalesce(sum(t.unspendable_value_sat), 0)::bigint AS unspendable_sat
 FROM btc.blocks b
 LEFT JOIN btc.transactions t ON t.block_hash = b.hash
-CROSS JOIN LATERAL (SELECT CASE WHEN b.height / $3 >= 64 THEN 0::bigint
-                                ELSE 5000000000::bigint >> (b.height / $3) END AS subsidy) s
 WHERE b.is_main AND b.height BETWEEN $1 AND $2
-GROUP BY b.height, b.hash, s.subsidy
+GROUP BY b.height, b.hash
 ORDER BY b.height
 """
 
@@ -40,13 +39,13 @@ ORDER BY b.height
 async def computed_calcs(conn: Connection, lo: int, hi: int, halving_interval: int
                          ) -> list[tuple[Any, ...]]:
     """Rows of `tables.BLOCK_CALCS` for heights lo..hi that have a main block."""
-    rows = await conn.fetch(_CALCS, lo, hi, halving_interval)
+    rows = await conn.fetch(_CALCS, lo, hi)
     out = []
     for r in rows:
         fee, coinbase = r["total_fee_sat"], r["coinbase_out_sat"]
-        unclaimed = (r["subsidy_sat"] + fee - coinbase
-                     if fee is not None and coinbase is not None else None)
+        subsidy = subsidy_sat(r["height"], halving_interval)
+        unclaimed = subsidy + fee - coinbase if fee is not None and coinbase is not None else None
         out.append((r["height"], r["block_hash"], r["tx_count"], r["input_count"],
-                    r["output_count"], r["total_out_sat"], fee, coinbase, r["subsidy_sat"],
+                    r["output_count"], r["total_out_sat"], fee, coinbase, subsidy,
                     unclaimed, r["unspendable_sat"], CALC_VERSION))
     return out

@@ -7,9 +7,8 @@ never to retry. Everything else raises with its category (transient, permanent, 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,15 +59,6 @@ class ChainInfo:
     prune_height: int | None
 
 
-@dataclass
-class RpcTiming:
-    """Time spent waiting for the node, for the batch records and the metrics."""
-
-    calls: int = 0
-    seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-
-
 class BtcNode:
     """One node. `network` is the chain expected (`PIPEWORKS_BTC_NETWORK`)."""
 
@@ -82,7 +72,6 @@ class BtcNode:
         self.rpc = JsonRpc(version="1.0", transient_codes=_TRANSIENT_CODES,
                            transient_messages=_TRANSIENT_MESSAGES,
                            refresh_credentials=self._reread_cookie if cookie_file else None)
-        self.timing = RpcTiming()
 
     def _reread_cookie(self) -> bool:
         """The node writes a new cookie at every start: after a 401, read it once more."""
@@ -97,14 +86,9 @@ class BtcNode:
     async def _exchange(self, send: Any, tally: ErrorTally) -> Any:
         async with self.limit.slot():
             before = tally.counts.get(ErrorCategory.TRANSIENT.value, 0)
-            started = time.monotonic()
             try:
                 return await send()
             finally:
-                elapsed = time.monotonic() - started
-                self.timing.calls += 1
-                self.timing.seconds += elapsed
-                self.timing.latencies.append(elapsed)
                 # The client retried 503s and timeouts in place: each was a sign of load.
                 if tally.counts.get(ErrorCategory.TRANSIENT.value, 0) > before:
                     self.limit.overloaded()

@@ -50,7 +50,7 @@ async def node_utxo_total(node: BtcNode, tally: ErrorTally, height: int
 
 
 async def supply_check(pool: asyncpg.Pool, node: BtcNode, tally: ErrorTally, *, run_id: str,
-                       height: int, network: str, halving_interval: int) -> dict[str, Any]:
+                       height: int, network: str) -> dict[str, Any]:
     ours = await pool.fetchrow(
         """SELECT count(*)::int AS heights, coalesce(sum(subsidy_sat), 0)::bigint AS subsidy,
                   coalesce(sum(unclaimed_sat), 0)::bigint AS unclaimed,

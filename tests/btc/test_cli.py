@@ -3,7 +3,6 @@ in-process worker, Temporal, Postgres, the node emulator)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,17 +22,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def commands(btc_settings: Settings, tmp_path: Path) -> AsyncIterator[Commands]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PIPEWORKS_", "TEMPORAL_"))}
-    assert btc_settings.database_url is not None
-    env = {**base, "COLUMNS": "200", "NO_COLOR": "1",
-           "PIPEWORKS_DATABASE_URL": btc_settings.database_url.get_secret_value(),
-           "PIPEWORKS_BTC_RPC_URL": str(btc_settings.of(BtcSettings).btc_rpc_url),
-           "PIPEWORKS_BTC_RPC_USER": NODE_USER, "PIPEWORKS_BTC_RPC_PASSWORD": NODE_PASSWORD,
-           "PIPEWORKS_BTC_MIN_CONFIRMATIONS": "0",
-           "PIPEWORKS_TEMPORAL_ADDRESS": btc_settings.temporal_address,
-           "PIPEWORKS_TASK_QUEUE": btc_settings.task_queue,
-           "PIPEWORKS_HOME": str(btc_settings.home)}
-    running = Commands(env, tmp_path, btc_settings.temporal_address, btc_settings.task_queue)
+    running = Commands.for_settings(btc_settings, tmp_path, {
+        "PIPEWORKS_BTC_RPC_URL": str(btc_settings.of(BtcSettings).btc_rpc_url),
+        "PIPEWORKS_BTC_RPC_USER": NODE_USER, "PIPEWORKS_BTC_RPC_PASSWORD": NODE_PASSWORD,
+        "PIPEWORKS_BTC_MIN_CONFIRMATIONS": "0"})
     yield running
     await running.close()
 

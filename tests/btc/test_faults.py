@@ -43,7 +43,7 @@ async def test_503_storms_and_a_warm_up_find_the_same(
     result = await reconcile(temporal_env.client, btc_settings, batch=SMALL_BATCHES)
     assert await open_findings(db) == set(PLANTED)
     assert result["errors"]["transient"] > 0, result["errors"]
-    assert result["supply"]["ok"] is False or result["supply"]["ok"] is True
+    assert result["supply"]["ok"] is not None  # the supply check was made
     # Every height was reconciled once, whatever was retried.
     batches = await db.fetch("SELECT lo, hi FROM btc.recon_batches WHERE outcome = 'ok'"
                              " ORDER BY lo")

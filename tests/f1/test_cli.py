@@ -3,7 +3,6 @@ in-process worker, Temporal, Postgres, the demo upstream)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,15 +23,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def commands(f1_settings: Settings, tmp_path: Path) -> AsyncIterator[Commands]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PIPEWORKS_", "TEMPORAL_"))}
-    assert f1_settings.database_url is not None
-    env = {**base, "COLUMNS": "200", "NO_COLOR": "1",
-           "PIPEWORKS_DATABASE_URL": f1_settings.database_url.get_secret_value(),
-           "PIPEWORKS_F1_API_URL": str(f1_settings.of(F1Settings).f1_api_url),
-           "PIPEWORKS_TEMPORAL_ADDRESS": f1_settings.temporal_address,
-           "PIPEWORKS_TASK_QUEUE": f1_settings.task_queue,
-           "PIPEWORKS_HOME": str(f1_settings.home)}
-    running = Commands(env, tmp_path, f1_settings.temporal_address, f1_settings.task_queue)
+    running = Commands.for_settings(f1_settings, tmp_path, {
+        "PIPEWORKS_F1_API_URL": str(f1_settings.of(F1Settings).f1_api_url)})
     yield running
     await running.close()
 
