@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -27,9 +28,12 @@ from pipeworks.db import migrate_dsn
 from pipeworks.registry import DevUpstream
 from pipeworks.settings import STACK_STATE_FILE, Settings
 from pipeworks.temporal_client import connect_temporal
+from pipeworks.web_settings import WebSettings
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 WORKER_READY_SECONDS = 60.0
+API_KEY_FILE = "api-key"
+LOCAL_KEY_NAME = "dev-local"
 
 
 @dataclass
@@ -66,6 +70,10 @@ class DevStack:
             if (upstream := pipeline.dev_upstream) is not None]
         self.worker = ManagedProcess("worker", self.home, [
             sys.executable, "-m", "starters.cli", "worker"], cwd=Path.cwd())
+        self.web = settings.of(WebSettings)
+        self.api = ManagedProcess("api", self.home, [
+            sys.executable, "-m", "starters.cli", "serve", "--host", self.web.api_host,
+            "--port", str(self.web.api_port)], cwd=Path.cwd())
 
     # -- what is ours to run ---------------------------------------------------
 
@@ -120,17 +128,50 @@ class DevStack:
                                         f"PIPEWORKS_{upstream.declared.url_variable}"))
         self._write_state()
         report.append(self._start(self.worker, "worker", f"task queue {self.settings.task_queue}"))
+        report.append(self._start(self.api, "api", self.api_url, port=self.web.api_port,
+                                  host=self.web.api_host))
         return report
 
-    def _start(self, process: ManagedProcess, name: str, detail: str, port: int | None = None
-               ) -> Component:
+    # -- the API server and its local operator key --------------------------------
+
+    @property
+    def api_url(self) -> str:
+        host = self.web.api_host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a bind-all, not a bind
+            host = "127.0.0.1"
+        return f"http://{host if ':' not in host else f'[{host}]'}:{self.web.api_port}"
+
+    def local_api_key(self) -> str:
+        """The operator key `dev up` makes once (kept, owner-only, under the stack's
+        home): the dashboard link it prints logs in with it."""
+        path = self.home / API_KEY_FILE
+        if path.exists():
+            return path.read_text().strip()
+        key = secrets.token_urlsafe(32)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as key_file:
+            key_file.write(key + "\n")
+        return key
+
+    def dashboard_login_url(self) -> str:
+        return f"{self.api_url}/login?key={self.local_api_key()}"
+
+    def _api_env(self) -> dict[str, str]:
+        local = f"{LOCAL_KEY_NAME}:operator:{self.local_api_key()}"
+        configured = self.web.api_keys.get_secret_value() if self.web.api_keys else ""
+        return {"PIPEWORKS_API_KEYS": f"{configured},{local}" if configured else local}
+
+    def _start(self, process: ManagedProcess, name: str, detail: str, port: int | None = None,
+               host: str = "127.0.0.1") -> Component:
         if process.running_pid() is not None:
             return Component(name, "running", f"{detail} (pid {process.running_pid()})")
-        process.env = {**self._child_env()}
+        process.env = {**self._child_env(),
+                       **(self._api_env() if process is self.api else {})}
         pid = process.start()
         try:
             if port is not None:
-                wait_for_port("127.0.0.1", port, 30.0,
+                wait_for_port(host if host not in ("0.0.0.0", "::") else "127.0.0.1",  # noqa: S104
+                              port, 30.0,
                               alive=lambda: process.running_pid() is not None)
             else:
                 self._wait_for_worker(process)
@@ -189,7 +230,8 @@ class DevStack:
         os.replace(draft, path)  # readers never see half a file
 
     def down(self) -> list[Component]:
-        report = [Component("worker", "stopped" if self.worker.stop(
+        report = [Component("api", "stopped" if self.api.stop() else "not running")]
+        report += [Component("worker", "stopped" if self.worker.stop(
             timeout=self.settings.graceful_shutdown_seconds + 5) else "not running")]
         for upstream in self.upstreams:
             report.append(Component(upstream.declared.name, "stopped"
@@ -229,4 +271,6 @@ class DevStack:
         report.append(Component("worker", state(self.worker.running_pid()),
                                 f"task queue {self.settings.task_queue}, log "
                                 f"{self.worker.log_path}"))
+        report.append(Component("api", state(self.api.running_pid()),
+                                f"{self.api_url}, log {self.api.log_path}"))
         return report

@@ -20,7 +20,9 @@ from pipeworks.registry import DevUpstream, Pipeline, PipelineResources
 from pipeworks.settings import Settings
 from starters.btc.cli import SCHEDULE_ACTIONS, app
 from starters.btc.demo import btc_demo
+from starters.btc.web import web_parts
 from workflows.btc.ingest import BtcIngestWorkflow
+from workflows.btc.inputs import BtcIngestInput, BtcReconcileInput
 from workflows.btc.reconcile import BtcReconcileWorkflow
 
 
@@ -71,4 +73,6 @@ PIPELINE_DECLARATION = Pipeline(
                        "PIPEWORKS_BTC_RPC_PASSWORD", "PIPEWORKS_BTC_RPC_COOKIE_FILE",
                        "PIPEWORKS_BTC_NETWORK", "PIPEWORKS_BTC_MIN_CONFIRMATIONS"),
     demo=btc_demo,
+    inputs=(BtcIngestInput, BtcReconcileInput),
+    web=web_parts,
 )

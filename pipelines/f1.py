@@ -14,6 +14,8 @@ from pipeworks.registry import DevUpstream, Pipeline, PipelineResources
 from pipeworks.settings import Settings
 from starters.f1.cli import SCHEDULE_ACTIONS, app
 from starters.f1.demo import f1_demo
+from starters.f1.web import web_parts
+from workflows.f1.inputs import F1LiveSessionInput, F1SeasonSyncInput, F1SessionSyncInput
 from workflows.f1.live_session import F1LiveSessionWorkflow
 from workflows.f1.season_sync import F1SeasonSyncWorkflow
 from workflows.f1.session_sync import F1SessionSyncWorkflow
@@ -62,4 +64,6 @@ PIPELINE_DECLARATION = Pipeline(
     upstream_settings=("PIPEWORKS_F1_API_URL", "PIPEWORKS_F1_API_TOKEN",
                        "PIPEWORKS_F1_RATE_LIMIT", "PIPEWORKS_F1_RETRY_AFTER_SECONDS"),
     demo=f1_demo,
+    inputs=(F1SeasonSyncInput, F1SessionSyncInput, F1LiveSessionInput),
+    web=web_parts,
 )

@@ -16,6 +16,7 @@ from starters.sports.demo import sports_demo
 from workflows.sports.account_sync import AccountSyncWorkflow
 from workflows.sports.batch_sync import BatchSyncWorkflow
 from workflows.sports.competitions import CompetitionsSyncWorkflow
+from workflows.sports.inputs import AccountSyncInput, BatchSyncInput
 
 
 def activities(resources: PipelineResources) -> Sequence[Callable[..., Any]]:
@@ -59,4 +60,5 @@ PIPELINE_DECLARATION = Pipeline(
     upstream_settings=("PIPEWORKS_SPORTS_API_URL", "PIPEWORKS_SPORTS_API_TOKEN",
                        "PIPEWORKS_UPSTREAM_RATE_LIMIT"),
     demo=sports_demo,
+    inputs=(AccountSyncInput, BatchSyncInput),
 )

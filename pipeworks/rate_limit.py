@@ -46,6 +46,20 @@ class SharedRateLimit:
         self._max_wait = max_wait_seconds
         self._created = False
 
+    async def try_acquire(self) -> float | None:
+        """Takes a slot now if one is free within the horizon (the burst a caller may
+        run ahead of the rate) and returns None; else returns the seconds until one
+        is, taking nothing (an HTTP server answers 429 with that as Retry-After)."""
+        if not self._created:
+            await self._pool.execute(_CREATE, self._name)
+            self._created = True
+        taken = await self._pool.fetchval(_RESERVE, self._name, self._spacing, self._horizon)
+        if taken is not None:
+            return None
+        backlog: float | None = await self._pool.fetchval(_BACKLOG, self._name)
+        return max((backlog or 0.0) - self._horizon.total_seconds(),
+                   self._spacing.total_seconds())
+
     async def acquire(self) -> float:
         """Waits for this caller's slot; returns how long it waited (seconds).
 

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -113,6 +114,20 @@ class ScheduleAction:
 
 
 @dataclass(frozen=True)
+class WebParts:
+    """What a pipeline adds to `pipeworks serve`. The routers are FastAPI `APIRouter`s,
+    built only when the server starts (the CLI never imports the web stack)."""
+
+    api: Any = None                      # mounted under /api/v1
+    pages: Any = None                    # dashboard pages, mounted at /
+    templates: Path | None = None        # a folder of Jinja templates (in a folder per pipeline)
+    static: Path | None = None           # a folder of assets, served at /static/<pipeline>/
+    nav: Sequence[tuple[str, str]] = ()  # (label, path) in the dashboard's menu
+    # A run's pages of this pipeline, by workflow id: (label, path) shown on its run page.
+    run_links: Callable[[str], Sequence[tuple[str, str]]] = lambda workflow_id: ()
+
+
+@dataclass(frozen=True)
 class Pipeline:
     name: str
     workflows: Sequence[type]
@@ -136,6 +151,11 @@ class Pipeline:
     description: str = ""
     # `pipeworks demo`'s part for this pipeline: returns an exit status.
     demo: Callable[[Settings, Any], int] | None = None
+    # The inputs (`pipeworks.inputs.RunInput` classes) its runs may be started with over
+    # the HTTP API, one per startable workflow.
+    inputs: Sequence[type] = ()
+    # Its routes and pages in `pipeworks serve`, built on demand.
+    web: Callable[[], WebParts] | None = None
 
     @property
     def workflow_names(self) -> list[str]:

@@ -182,6 +182,26 @@ def demo(
     raise typer.Exit(run_demo(settings(), console, keep_stack=keep))
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (default PIPEWORKS_API_HOST, "
+                                                  "127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="port (default "
+                                             "PIPEWORKS_API_PORT, 8080)")] = None,
+) -> None:
+    """The HTTP API (/api/v1, docs at /api/docs) and the web dashboard (/)."""
+    from pipeworks.web_settings import WebSettings
+    from starters.web.serve import serve as serve_web
+
+    config = settings()
+    web = config.of(WebSettings)
+    config.resolved_database_url()  # no database: one line now, not a traceback later
+    if not web.keys():
+        console.print("[yellow]PIPEWORKS_API_KEYS is not set: every request but /healthz is "
+                      "refused[/]", highlight=False)
+    serve_web(config, host or web.api_host, port or web.api_port)
+
+
 @app.command("codec-server")
 def codec_server() -> None:
     """Decrypt payloads for the Web UI and the `temporal` CLI (remote codec protocol)."""

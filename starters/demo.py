@@ -14,7 +14,7 @@ from starters import dev
 
 def run_demo(settings: Settings, console: Console, *, keep_stack: bool = True) -> int:
     began = time.monotonic()
-    dev.up(settings, console)
+    stack = dev.up(settings, console)
     worst = 0
     for pipeline in registry.installed():
         if pipeline.demo is not None:
@@ -22,8 +22,10 @@ def run_demo(settings: Settings, console: Console, *, keep_stack: bool = True) -
             worst = max(worst, pipeline.demo(settings, console))
     console.print(f"demo took {time.monotonic() - began:.1f} s in all (stack start included)")
     if keep_stack:
-        console.print("The stack keeps running: open the Web UI above, try "
-                      "`pipeworks pipelines`, then `pipeworks dev down`.")
+        console.print("The stack keeps running: watch these runs in the dashboard, "
+                      f"{stack.dashboard_login_url()} , or the Web UI above; try "
+                      "`pipeworks pipelines`, then `pipeworks dev down`.", highlight=False,
+                      soft_wrap=True)
     else:
         dev.down(settings, console)
     return worst

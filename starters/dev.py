@@ -34,6 +34,9 @@ def up(settings: Settings, console: Console) -> DevStack:
         raise StarterError(str(err).splitlines()[0]) from err
     console.print(components_table("pipeworks dev stack", report))
     console.print(f"Web UI: {settings.temporal_ui_url}   state: {stack.home}")
+    # The link logs the browser in with the local operator key (kept in the stack's
+    # home, owner-only) and takes it out of the address bar at once.
+    console.print(f"Dashboard: {stack.dashboard_login_url()}", highlight=False, soft_wrap=True)
     return stack
 
 

@@ -4,7 +4,8 @@ their `btc.block_calcs` in one transaction, every change logged under the run (a
 ingest is undone exactly). Idempotent: a re-run over the same chain writes nothing.
 
 A block we hold as main at a height whose node hash differs (a reorganisation) is
-flipped to `is_main` false first, so that the one-main-block-per-height index holds."""
+flipped to `is_main` false first, so that the one-main-block-per-height index holds.
+A block's transaction rows that the node's block does not have are deleted."""
 
 from __future__ import annotations
 
@@ -63,9 +64,13 @@ async def write_batch(conn: Connection, blocks: Sequence[BlockRows], *, run_id: 
     _add(counts["blocks"], await merge_rows(conn, BLOCKS, [b.block for b in blocks],
                                             run_id=run_id, scope=scope, load_id=load_id))
     transactions = [tx for b in blocks for tx in b.transactions]
-    _add(counts["transactions"], await merge_rows(conn, TRANSACTIONS, transactions,
-                                                  run_id=run_id, scope=scope,
-                                                  load_id=load_id))
+    # The block's rows become exactly the node's: a stray row of these blocks (a
+    # duplicate, a transaction index the block does not have) is deleted, logged.
+    _add(counts["transactions"], await merge_rows(
+        conn, TRANSACTIONS, transactions, run_id=run_id, scope=scope, load_id=load_id,
+        delete_where="t.block_hash = ANY($3::text[])",
+        delete_args=([b.block[0] for b in blocks],),
+        listed_keys=[(tx[0], tx[1]) for tx in transactions]))
     calcs = await computed_calcs(conn, lo, hi, halving_interval)
     _add(counts["block_calcs"], await merge_rows(conn, BLOCK_CALCS, calcs, run_id=run_id,
                                                  scope=scope, load_id=load_id))

@@ -22,7 +22,9 @@ _SUMMARY = """
     WHERE $1::text IS NULL OR first_run_id = $1 OR last_run_id = $1 OR resolved_run_id = $1
     GROUP BY category, severity ORDER BY severity, category
 """
-_TREND = """
+# The trend of findings per run, newest first; the dashboard (starters/btc/web/data.py)
+# reads the same rows.
+TREND = """
     SELECT r.run_id, r.status, r.started_at, r.finished_at,
            (r.stats->>'heights')::int AS heights,
            (SELECT count(*) FROM btc.discrepancies d WHERE d.first_run_id = r.run_id)::int
@@ -50,7 +52,7 @@ async def findings_report(dsn: str, run_id: str | None) -> dict[str, Any]:
     conn = await connect(dsn)
     try:
         summary = [dict(r) for r in await conn.fetch(_SUMMARY, run_id)]
-        trend = [dict(r) for r in await conn.fetch(_TREND, run_id, TREND_RUNS)]
+        trend = [dict(r) for r in await conn.fetch(TREND, run_id, TREND_RUNS)]
         shown = [dict(r) for r in await conn.fetch(_OPEN, run_id, OPEN_SHOWN)]
         open_total = await conn.fetchval(
             "SELECT count(*) FROM btc.discrepancies WHERE resolved_at IS NULL"

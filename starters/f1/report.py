@@ -11,7 +11,7 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from pipeworks.db import connect
+from pipeworks.db import Connection, connect
 
 _SESSION = """
     SELECT s.session_key, s.session_name, s.session_type, s.date_start, s.year,
@@ -86,23 +86,31 @@ async def session_report(dsn: str, session_key: int, lap: tuple[int, int] | None
                          ) -> dict[str, Any] | None:
     conn = await connect(dsn)
     try:
-        session = await conn.fetchrow(_SESSION, session_key)
-        if session is None:
-            return None
-        document: dict[str, Any] = {"session": _plain(session)}
-        for name, query in (("stints", _STINTS), ("pace", _PACE), ("pit_cycles", _CYCLES),
-                            ("quality_checks", _QUALITY), ("streams", _STREAMS)):
-            document[name] = [_plain(r) for r in await conn.fetch(query, session_key)]
-        if lap is not None:
-            row = await conn.fetchrow(_LAP, session_key, *lap)
-            document["lap"] = {
-                "driver_number": lap[0], "lap_number": lap[1],
-                "current": _plain(row) if row is not None else None,
-                "changes": [_plain(r) for r in await conn.fetch(_LAP_CHANGES, session_key,
-                                                                 *lap)]}
-        return document
+        return await session_report_on(conn, session_key, lap)
     finally:
         await conn.close()
+
+
+async def session_report_on(conn: Connection, session_key: int,
+                            lap: tuple[int, int] | None = None) -> dict[str, Any] | None:
+    """The report document on an open connection (the CLI's own, or one borrowed from the
+    API's pool: that pool must decode json/jsonb as pipeworks.db's connections do, so
+    the document is the same). None when the session is not in f1.sessions."""
+    session = await conn.fetchrow(_SESSION, session_key)
+    if session is None:
+        return None
+    document: dict[str, Any] = {"session": _plain(session)}
+    for name, query in (("stints", _STINTS), ("pace", _PACE), ("pit_cycles", _CYCLES),
+                        ("quality_checks", _QUALITY), ("streams", _STREAMS)):
+        document[name] = [_plain(r) for r in await conn.fetch(query, session_key)]
+    if lap is not None:
+        row = await conn.fetchrow(_LAP, session_key, *lap)
+        document["lap"] = {
+            "driver_number": lap[0], "lap_number": lap[1],
+            "current": _plain(row) if row is not None else None,
+            "changes": [_plain(r) for r in await conn.fetch(_LAP_CHANGES, session_key,
+                                                             *lap)]}
+    return document
 
 
 def _number(value: Any, digits: int = 3, signed: bool = False) -> str:

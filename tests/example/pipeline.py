@@ -8,7 +8,7 @@ from typing import Any
 from pipeworks.registry import Pipeline, PipelineResources
 from pipeworks.settings import PipelineSettings
 from tests.example.activities import READINGS, ExampleActivities
-from tests.example.workflow import PIPELINE, ExampleSyncWorkflow
+from tests.example.workflow import PIPELINE, ExampleSyncInput, ExampleSyncWorkflow
 
 
 class ExampleSettings(PipelineSettings):
@@ -27,4 +27,5 @@ EXAMPLE = Pipeline(
     name=PIPELINE, workflows=(ExampleSyncWorkflow,), activities=activities,
     settings=ExampleSettings, migrations="tests.example.migrations", schemas=("example",),
     undo_tables=(READINGS,), upstream_settings=("PIPEWORKS_EXAMPLE_API_URL",),
-    description="readings per station and hour (the seam's proof)")
+    description="readings per station and hour (the seam's proof)",
+    inputs=(ExampleSyncInput,))

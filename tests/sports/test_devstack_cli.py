@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import subprocess
 import sys
 import time
@@ -31,6 +33,7 @@ def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "PIPEWORKS_UPSTREAM_PORT": str(free_port()),
         "PIPEWORKS_F1_UPSTREAM_PORT": str(free_port()),
         "PIPEWORKS_BTC_NODE_PORT": str(free_port()),
+        "PIPEWORKS_API_PORT": str(free_port()),
         "PIPEWORKS_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
         "PIPEWORKS_HEALTH_ADDRESS": f"127.0.0.1:{free_port()}",
         "PIPEWORKS_GRACEFUL_SHUTDOWN_SECONDS": "5",
@@ -96,6 +99,17 @@ def test_dev_up_is_idempotent_and_a_run_survives_down_and_up(
     time.sleep(1.5)
     mid = json.loads(pipeworks(stack_env, "status", workflow_id, "--json").stdout)
     assert mid["status"] == "running", mid
+    # The dashboard link `dev up` printed logs in and shows the run, live.
+    found = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+/login\?key=\S+)", first.stdout)
+    assert found, first.stdout
+    assert stat.S_IMODE((home / "api-key").stat().st_mode) == 0o600
+    with httpx.Client(follow_redirects=True, timeout=30) as browser:
+        runs_page = browser.get(found.group(1))
+        assert runs_page.status_code == 200 and runs_page.url.path == "/"
+        assert workflow_id in runs_page.text
+        live = browser.get(f"{runs_page.url.scheme}://{runs_page.url.netloc.decode()}"
+                           f"/api/v1/runs/{workflow_id}").json()
+        assert live["status"] == "running" and live["workflow_id"] == workflow_id
 
     down = pipeworks(stack_env, "dev", "down")
     assert down.returncode == 0, down.stderr
