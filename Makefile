@@ -55,3 +55,7 @@ bench: $(BENCH_INSTALLED)  ## pipeworks vs three yardsticks (one is dlt) on the 
 .PHONY: bench-scale
 bench-scale: venv  ## one run on one worker, then on two: activities per worker, speedup
 	$(BIN)/python -m benchmarks.scale $(BENCH_ARGS)
+
+.PHONY: bench-api
+bench-api: venv  ## the API under load: 50 SSE clients + 20 list requests/s for 60 s on loopback
+	$(BIN)/python -m benchmarks.api_load $(BENCH_ARGS)

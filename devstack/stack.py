@@ -145,10 +145,11 @@ class DevStack:
         """The operator key `dev up` makes once (kept, owner-only, under the stack's
         home): the dashboard link it prints logs in with it."""
         path = self.home / API_KEY_FILE
-        if path.exists():
-            return path.read_text().strip()
+        if path.exists() and (kept := path.read_text().strip()):
+            return kept
         key = secrets.token_urlsafe(32)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # also when an empty file was there
         with os.fdopen(descriptor, "w") as key_file:
             key_file.write(key + "\n")
         return key
@@ -159,6 +160,8 @@ class DevStack:
     def _api_env(self) -> dict[str, str]:
         local = f"{LOCAL_KEY_NAME}:operator:{self.local_api_key()}"
         configured = self.web.api_keys.get_secret_value() if self.web.api_keys else ""
+        if any(key.name == LOCAL_KEY_NAME for key in self.web.parsed_keys()):
+            return {"PIPEWORKS_API_KEYS": configured}  # the user's own key of that name
         return {"PIPEWORKS_API_KEYS": f"{configured},{local}" if configured else local}
 
     def _start(self, process: ManagedProcess, name: str, detail: str, port: int | None = None,

@@ -97,7 +97,7 @@ class WebSettings(PipelineSettings):
                 raise ValueError(f"{address!r}: expected host:port")
         return value
 
-    def keys(self) -> list[ApiKey]:
+    def parsed_keys(self) -> list[ApiKey]:
         return parse_api_keys(self.api_keys.get_secret_value()) if self.api_keys else []
 
     def worker_health_addresses(self, default: str) -> list[str]:

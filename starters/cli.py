@@ -196,7 +196,7 @@ def serve(
     config = settings()
     web = config.of(WebSettings)
     config.resolved_database_url()  # no database: one line now, not a traceback later
-    if not web.keys():
+    if not web.parsed_keys():
         console.print("[yellow]PIPEWORKS_API_KEYS is not set: every request but /healthz is "
                       "refused[/]", highlight=False)
     serve_web(config, host or web.api_host, port or web.api_port)

@@ -4,6 +4,7 @@ and cancel."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -45,6 +46,9 @@ _RUNS = """
 """
 
 
+_IS_RUN = "SELECT 1 FROM pipeline.runs WHERE workflow_id = $1 LIMIT 1"
+
+
 class Page(BaseModel):
     items: list[dict[str, Any]]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null "
@@ -65,10 +69,13 @@ def _pipeline(request: Request, name: str) -> Pipeline:
 
 @router.get("/pipelines", summary="Installed pipelines", tags=["runs"])
 async def list_pipelines(request: Request, viewer: Viewer) -> list[dict[str, Any]]:
-    return [{"name": p.name, "description": p.description, "workflows": p.workflow_names,
+    state = server(request)
+    if state.pipelines_document is None:  # the same for the server's life: built once
+        state.pipelines_document = [
+            {"name": p.name, "description": p.description, "workflows": p.workflow_names,
              "startable": {m.WORKFLOW: m.model_json_schema() for m in input_models(p)},
-             "upstream_settings": list(p.upstream_settings)}
-            for p in server(request).pipelines]
+             "upstream_settings": list(p.upstream_settings)} for p in state.pipelines]
+    return state.pipelines_document
 
 
 @router.get("/runs", summary="Runs, newest first", tags=["runs"], response_model=Page)
@@ -78,6 +85,9 @@ async def list_runs(
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    live: Annotated[bool, Query(description="add the live `progress` of the page's first "
+                                            f"{LIVE_RUNS} running runs (a query each)")
+                    ] = False,
 ) -> Page:
     if pipeline is not None:
         _pipeline(request, pipeline)
@@ -87,9 +97,36 @@ async def list_runs(
     rows = await pool.fetch(_RUNS, pipeline, status, after[0], after[1], limit + 1)
     # The pool decodes json and jsonb (pipeworks/db.py).
     items = [dict(r) for r in rows[:limit]]
+    if live:
+        await _add_live_progress(server(request), items)
     last = rows[limit - 1] if len(rows) > limit else None
     return Page(items=items, next_cursor=encode_cursor([last["started_at"], last["run_id"]])
                 if last is not None else None)
+
+
+LIVE_RUNS = 20
+LIVE_SECONDS = 2.0
+
+
+async def _add_live_progress(state: Any, items: list[dict[str, Any]]) -> None:
+    """The dashboard's bars: one request for the list and its running runs' progress,
+    asked concurrently; a run that does not answer in time keeps `progress` null."""
+    running = [item for item in items if item["status"] == "running"][:LIVE_RUNS]
+
+    async def ask(item: dict[str, Any]) -> None:
+        try:
+            answer = await asyncio.wait_for(
+                progress_of(state.temporal, state.pool, item["workflow_id"]), LIVE_SECONDS)
+        except Exception:  # a slow or absent worker: the row keeps its recorded state
+            return
+        document = answer.document
+        if document is not None:
+            item["progress"] = {key: document.get(key) for key in
+                                ("status", "percent", "message", "updated_at")}
+
+    for item in items:
+        item["progress"] = None
+    await asyncio.gather(*(ask(item) for item in running))
 
 
 async def _progress(client: Client, pool: Any, workflow_id: str) -> dict[str, Any]:
@@ -193,10 +230,17 @@ async def cancel(request: Request, workflow_id: str, reason: str) -> str | None:
     handle = state.temporal.get_workflow_handle(workflow_id)
     try:
         described = await handle.describe()
-    except RPCError:
-        problem(404, "Run not found", f"no run with workflow id {workflow_id!r}")
-    note(request, run_id=described.run_id,
-         pipeline=described.typed_search_attributes.get(search_attributes.PIPELINE))
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            problem(404, "Run not found", f"Temporal has no run with workflow id "
+                                          f"{workflow_id!r} (or no longer keeps it)")
+        problem(502, "Temporal did not answer", err.message)
+    pipeline = described.typed_search_attributes.get(search_attributes.PIPELINE)
+    note(request, run_id=described.run_id, pipeline=pipeline)
+    # Only a pipeline's run (its search attribute, or its row when attributes are not
+    # registered): other workflows of the namespace are not ours to signal.
+    if pipeline is None and await state.pool.fetchval(_IS_RUN, workflow_id) is None:
+        problem(404, "Run not found", f"{workflow_id!r} is not a pipeline's run")
     if described.close_time is not None:
         problem(409, "Run already ended", f"{workflow_id} ended "
                 f"{described.status.name.lower() if described.status else 'already'}")

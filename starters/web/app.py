@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         temporal = await connect_temporal(settings)
         hub = ProgressHub(temporal, pool, web.api_progress_poll_seconds)
         app.state.server = ServerState(
-            settings=settings, web=web, keys=web.keys(), pool=pool, temporal=temporal,
+            settings=settings, web=web, keys=web.parsed_keys(), pool=pool, temporal=temporal,
             templates=build_templates(parts), hub=hub, parts=parts,
             pipelines=registry.selected(settings.pipelines))
         try:

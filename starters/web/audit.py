@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from pipeworks.logging import get_logger
 from starters.web.auth import CSRF_FIELD
+from starters.web.middleware import BodyTooLarge
 from starters.web.problems import ApiProblem, LoginRequired
 from starters.web.state import server
 
@@ -53,7 +54,8 @@ async def _request_body(request: Request) -> Any:
 async def write(request: Request, action: str, status: int, detail: str | None) -> None:
     noted: dict[str, Any] = getattr(request.state, "audit", {})
     principal = getattr(request.state, "principal", None)
-    body = await _request_body(request)
+    # Without a valid key, what was sent is not kept: nobody may fill the table.
+    body = await _request_body(request) if principal is not None else None
     text = json.dumps(body) if body is not None else None
     if text is not None and len(text) > MAX_REQUEST_CHARS:
         text = json.dumps({"truncated": text[:MAX_REQUEST_CHARS]})
@@ -92,6 +94,10 @@ class AuditedRoute(APIRoute):
                 raise
             except LoginRequired:
                 await write(request, action, 401, "no dashboard session")
+                raise
+            except Exception as err:  # a bug or an outage: the try is recorded all the same
+                status = 413 if isinstance(err, BodyTooLarge) else 500
+                await write(request, action, status, f"{type(err).__name__}: {err}"[:1000])
                 raise
             await write(request, action, response.status_code,
                         getattr(request.state, "audit", {}).get("detail"))

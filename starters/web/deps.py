@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import asyncpg
 from fastapi import Depends, Request
@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from pipeworks.web_settings import Role
-from starters.web.auth import Principal, csrf_ok, identify, presented_key
+from starters.web.auth import Principal, csrf_ok, principal_of
 from starters.web.cursor import decode_cursor, encode_cursor
 from starters.web.problems import ApiProblem, LoginRequired, problem
 from starters.web.rendering import render
@@ -26,12 +26,14 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 async def authorize(request: Request, credentials: HTTPAuthorizationCredentials | None,
                     role: Role, *, page: bool) -> Principal:
     state = server(request)
-    presented = presented_key(request, credentials.credentials if credentials else None)
-    principal = identify(state.keys, *presented) if presented else None
+    presented, principal = principal_of(request, state.keys,
+                                        credentials.credentials if credentials else None)
     if principal is None:
+        if presented:  # a wrong key or session: guesses are limited per client address
+            await refuse_if_limited(request, "unknown key")
         if page:
             raise LoginRequired
-        reason = ("no API key: send Authorization: Bearer <key>" if presented is None
+        reason = ("no API key: send Authorization: Bearer <key>" if not presented
                   else "the API key is not one of PIPEWORKS_API_KEYS")
         raise ApiProblem(401, "Unauthorized", reason,
                          headers={"WWW-Authenticate": 'Bearer realm="pipeworks"'})
@@ -43,11 +45,27 @@ async def authorize(request: Request, credentials: HTTPAuthorizationCredentials 
         problem(403, "Forbidden", "missing or wrong CSRF token (reload the page)")
     wait = await state.rate_limit(principal.name).try_acquire()
     if wait is not None:
-        raise ApiProblem(429, "Too Many Requests",
-                         f"key {principal.name!r} is over its rate limit; retry after "
-                         f"{math.ceil(wait)} s",
-                         headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        too_many(f"key {principal.name!r} is over its rate limit", wait)
     return principal
+
+
+# Wrong keys, wrong sessions and log-in attempts, per client address.
+GUESSES_PER_SECOND = 1.0
+GUESS_BURST = 20
+
+
+async def refuse_if_limited(request: Request, what: str) -> None:
+    client = request.client.host if request.client else "unknown"
+    wait = await server(request).rate_limit(f"guess@{client}", GUESSES_PER_SECOND,
+                                            GUESS_BURST).try_acquire()
+    if wait is not None:
+        too_many(f"too many attempts with an {what} from {client}", wait)
+
+
+def too_many(why: str, wait: float) -> NoReturn:
+    seconds = max(1, math.ceil(wait))
+    raise ApiProblem(429, "Too Many Requests", f"{why}; retry after {seconds} s",
+                     headers={"Retry-After": str(seconds)})
 
 
 async def _viewer(request: Request, credentials: Bearer) -> Principal:

@@ -29,6 +29,7 @@ class _Watch:
     event: tuple[str, Any] | None = None   # ("progress", document) | ("unavailable", why)
     subscribers: int = 0
     finished: bool = False
+    first: asyncio.Future[None] | None = None
     task: asyncio.Task[None] | None = None
 
 
@@ -44,17 +45,28 @@ class ProgressHub:
         worker answers; ends after the final document. RunNotFound before the first."""
         watch = self._watches.get(workflow_id)
         if watch is None or watch.finished:
-            # The first answer decides 404 before any event is sent.
-            answer = await progress_of(self._client, self._pool, workflow_id)
-            watch = self._watches.get(workflow_id)
-            if watch is None or watch.finished:
-                watch = _Watch(workflow_id)
-                self._watches[workflow_id] = watch
-                self._publish(watch, answer.document, answer.unavailable)
-                if not watch.finished:
-                    watch.task = asyncio.create_task(self._run(watch))
+            watch = _Watch(workflow_id)
+            self._watches[workflow_id] = watch
+            # Clients arriving together share the first query, and its 404.
+            watch.first = asyncio.ensure_future(self._first(watch))
+        assert watch.first is not None
+        await asyncio.shield(watch.first)
         watch.subscribers += 1
         return self._follow(watch)
+
+    async def _first(self, watch: _Watch) -> None:
+        try:
+            answer = await progress_of(self._client, self._pool, watch.workflow_id)
+        except BaseException:
+            watch.finished = True
+            if self._watches.get(watch.workflow_id) is watch:
+                del self._watches[watch.workflow_id]
+            raise
+        self._publish(watch, answer.document, answer.unavailable)
+        if not watch.finished:
+            watch.task = asyncio.create_task(self._run(watch))
+        elif self._watches.get(watch.workflow_id) is watch:
+            del self._watches[watch.workflow_id]  # its followers hold it; nothing else does
 
     async def _follow(self, watch: _Watch) -> AsyncIterator[tuple[str, Any]]:
         seen = 0
@@ -86,8 +98,11 @@ class ProgressHub:
 
     async def _run(self, watch: _Watch) -> None:
         try:
-            while not watch.finished and watch.subscribers > 0:
+            while True:
+                # Sleep first: the clients that started this watch join after its start.
                 await asyncio.sleep(self._poll)
+                if watch.finished or watch.subscribers <= 0:
+                    break
                 try:
                     answer = await progress_of(self._client, self._pool, watch.workflow_id)
                 except RunNotFound:

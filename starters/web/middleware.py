@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeworks.logging import get_logger
@@ -22,7 +23,24 @@ SECURITY_HEADERS = [
 ]
 
 
+# No route takes more: a start's input or a cancel's reason are small.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _problem(scope: Scope, status: int, title: str, detail: str) -> JSONResponse:
+    return JSONResponse({"type": "about:blank", "title": title, "status": status,
+                         "detail": detail, "instance": scope.get("path", "")},
+                        status_code=status, media_type="application/problem+json")
+
+
 class SecurityAndAccessLog:
+    """Outermost of ours: also answers what nothing else did (a body too large, a bug)
+    as a problem, with the same headers and log line as every other answer."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -32,6 +50,16 @@ class SecurityAndAccessLog:
             return
         started = time.perf_counter()
         status = 0
+        received = 0
+
+        async def receiving() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise BodyTooLarge
+            return message
 
         async def sending(message: Message) -> None:
             nonlocal status
@@ -43,8 +71,20 @@ class SecurityAndAccessLog:
                 message["headers"] = headers
             await send(message)
 
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
         try:
-            await self.app(scope, receive, sending)
+            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                raise BodyTooLarge
+            await self.app(scope, receiving, sending)
+        except BodyTooLarge:
+            if status == 0:
+                await _problem(scope, 413, "Content Too Large", f"a request body may have "
+                               f"{MAX_BODY_BYTES} bytes at most")(scope, receive, sending)
+        except Exception:
+            log.exception("request failed", method=scope["method"], path=scope["path"])
+            if status == 0:
+                await _problem(scope, 500, "Internal Server Error", "the server failed to "
+                               "answer; its log says why")(scope, receive, sending)
         finally:
             principal = getattr(scope.get("state", {}).get("principal"), "name", None)
             log.info("request", method=scope["method"], path=scope["path"], status=status,

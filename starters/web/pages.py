@@ -28,7 +28,7 @@ async def runs_page(request: Request, viewer: PageViewer, pool: Pool,
                     cursor: Annotated[str | None, Query(max_length=500)] = None
                     ) -> HTMLResponse:
     page = await api_runs.list_runs(viewer, pool, request, pipeline or None, status, 50,
-                                    cursor or None)
+                                    cursor or None, live=not cursor)
     return render(request, "runs.html", {
         "runs": page.items, "next_cursor": page.next_cursor,
         "pipelines": [p.name for p in server(request).pipelines],

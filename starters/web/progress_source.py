@@ -9,8 +9,10 @@ from typing import Any
 
 import asyncpg
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
+
+from pipeworks.progress import FINAL_STATUSES
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 
@@ -42,12 +44,42 @@ async def recorded(pool: asyncpg.Pool, workflow_id: str) -> dict[str, Any] | Non
     return document
 
 
+_TEMPORAL_ENDS = {
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED: ("failed", "terminated"),
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT: ("failed", "timed out"),
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED: ("failed", "failed"),
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED: ("cancelled", "cancelled"),
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED: ("completed", "completed"),
+}
+
+
+async def _closed_by_temporal(handle: WorkflowHandle[Any, Any], pool: asyncpg.Pool,
+                              document: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        described = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+    except RPCError:
+        return None
+    ended = _TEMPORAL_ENDS.get(described.raw_description.workflow_execution_info.status)
+    if ended is None:
+        return None
+    stored = await recorded(pool, handle.id)
+    if stored is not None and stored.get("status") in FINAL_STATUSES:
+        return stored
+    status, how = ended
+    return {**document, "status": status,
+            "message": f"{how} in Temporal before the run recorded an end"}
+
+
 async def progress_of(client: Client, pool: asyncpg.Pool, workflow_id: str) -> Answer:
     handle = client.get_workflow_handle(workflow_id)
     try:
         result = await handle.query("progress", rpc_timeout=QUERY_TIMEOUT)
         if isinstance(result, dict):
-            return Answer(result)
+            if result.get("status") in FINAL_STATUSES:
+                return Answer(result)
+            # A run Temporal ended without it (terminated, timed out) still answers with
+            # its last document, which says running: Temporal's word is final.
+            return Answer(await _closed_by_temporal(handle, pool, result) or result)
         problem = "the run answered no progress document"
     except WorkflowQueryFailedError as err:
         problem = f"the run failed to answer: {err.message}"

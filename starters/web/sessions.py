@@ -1,23 +1,22 @@
-"""Dashboard sessions: `/login` (a form, or `?key=` as `pipeworks dev up` prints) puts
-the key in an HttpOnly, SameSite=Strict cookie; `/logout` removes it."""
+"""Dashboard sessions: `/login` (a form, or `?key=` as `pipeworks dev up` prints) puts a
+session token of the key (auth.session_token) in an HttpOnly, SameSite=Strict cookie;
+`/logout` removes it."""
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from starters.web.auth import SESSION_COOKIE, identify
-from starters.web.problems import ApiProblem
+from pipeworks.web_settings import find_key
+from starters.web.auth import SESSION_COOKIE, SESSION_SECONDS, session_token
+from starters.web.deps import refuse_if_limited
 from starters.web.rendering import render
 from starters.web.state import server
 
 router = APIRouter(include_in_schema=False)
-LOGIN_PER_SECOND = 1.0
-LOGIN_BURST = 20
 
 
 def safe_next(target: str | None) -> str:
@@ -36,20 +35,14 @@ def login_redirect(request: Request) -> Response:
 
 
 async def _logged_in(request: Request, key: str, target: str | None) -> Response:
-    state = server(request)
-    # Guessing keys through the form is limited per client address, like keys are.
-    client = request.client.host if request.client else "unknown"
-    wait = await state.rate_limit(f"login@{client}", LOGIN_PER_SECOND,
-                                  LOGIN_BURST).try_acquire()
-    if wait is not None:
-        raise ApiProblem(429, "Too Many Requests", "too many log-in attempts; retry after "
-                         f"{math.ceil(wait)} s",
-                         headers={"Retry-After": str(max(1, math.ceil(wait)))})
-    if identify(state.keys, key, "cookie") is None:
+    found = find_key(server(request).keys, key)
+    if found is None:
+        await refuse_if_limited(request, "unknown key")
         return render(request, "login.html", {"error": "That key is not valid.",
                                               "next": safe_next(target)}, status_code=401)
     response = RedirectResponse(safe_next(target), status_code=303)
-    response.set_cookie(SESSION_COOKIE, key, httponly=True, samesite="strict", path="/",
+    response.set_cookie(SESSION_COOKIE, session_token(found), httponly=True,
+                        samesite="strict", path="/", max_age=SESSION_SECONDS,
                         secure=request.url.scheme == "https")
     return response
 

@@ -4,6 +4,7 @@ the Temporal client, templates, the progress hub and the per-key rate limits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from fastapi import Request
@@ -31,6 +32,7 @@ class ServerState:
     parts: dict[str, WebParts]
     pipelines: list[Pipeline]
     limits: dict[str, SharedRateLimit] = field(default_factory=dict)
+    pipelines_document: list[dict[str, Any]] | None = None
 
     def rate_limit(self, name: str, per_second: float | None = None,
                    burst: int | None = None) -> SharedRateLimit:

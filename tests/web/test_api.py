@@ -318,3 +318,37 @@ async def test_events_survive_a_worker_restart(
     assert names[0] == "progress" and "unavailable" in names and names[-1] == "end"
     assert names.index("unavailable") < len(names) - 2
     assert events[-2][1]["status"] == "completed"
+
+
+async def test_a_run_terminated_in_temporal_ends_its_stream_as_failed(
+        api: ApiServer, readings_upstream: ReadingsUpstream, temporal_env: Any) -> None:
+    readings_upstream.readings = READINGS
+    readings_upstream.gate.clear()
+    events: list[tuple[str, Any]] = []
+    async with api.client(OPERATOR_KEY) as client:
+        await client.post("/api/v1/pipelines/example/runs", json={"stations": ["S1"]})
+        await wait_for_requests(readings_upstream)
+        reader = asyncio.create_task(read_events(client, "example-sync-S1", events))
+        await asyncio.sleep(0.5)
+        # Ended by Temporal, not by the run: its last document still says running.
+        await temporal_env.client.get_workflow_handle("example-sync-S1").terminate("test")
+        await asyncio.wait_for(reader, 30)
+        document = (await client.get("/api/v1/runs/example-sync-S1")).json()
+        cancel = await client.post("/api/v1/runs/example-sync-S1/cancel", json={})
+    readings_upstream.gate.set()
+    assert document["status"] == "failed" and "terminated in Temporal" in document["message"]
+    assert events[-1][0] == "end" and events[-2][1]["status"] == "failed"
+    is_problem(cancel, 409)
+
+
+async def test_a_body_too_large_is_refused_before_it_is_read(
+        api: ApiServer, example_db: Connection) -> None:
+    big = {"stations": ["S" * 70_000]}
+    async with api.client() as anonymous:
+        refused = await anonymous.post("/api/v1/pipelines/example/runs", json=big)
+    is_problem(refused, 413)
+    async with api.client(OPERATOR_KEY) as client:
+        also = await client.post("/api/v1/pipelines/example/runs", json=big)
+    is_problem(also, 413)
+    # Nothing of it is kept (the request never reached a route).
+    assert all(r["request"] is None for r in await audit_rows(example_db))

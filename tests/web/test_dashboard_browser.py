@@ -59,7 +59,8 @@ async def test_watch_a_run_to_its_end_and_cancel_another(
         # The history's timeline: a bar per activity, drawn after the run ended.
         await expect(page.locator("#timeline-chart")).to_have_attribute(
             "data-spans", re.compile(r"^[1-9]\d*$"), timeout=TIMEOUT_MS)
-        await expect(page.locator("#timeline-marks li").last).to_contain_text("run completed")
+        await expect(page.locator("#timeline-marks li").last).to_contain_text(
+            "run completed", timeout=TIMEOUT_MS)
         await screenshot(page, "run-page")
 
         readings_upstream.gate.clear()

@@ -65,6 +65,8 @@ async def test_pages_redirect_to_login_until_a_key_logs_in(api: ApiServer) -> No
         assert good.status_code == 303 and good.headers["location"] == "/"
         cookie = good.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+        # The cookie holds a session token of the key, never the key itself.
+        assert VIEWER_KEY.lower() not in cookie and "ada." in cookie
         runs = await client.get("/")
         assert runs.status_code == 200 and "ada" in runs.text
         out = await client.get("/logout")

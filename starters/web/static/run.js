@@ -70,13 +70,13 @@
     history();
   }
 
-  // The history's spans as floating bars, one row each; refreshed at most every 3 s.
+  // The history's spans as floating bars, one row each; refreshed at most every 10 s.
   const COLOURS = {completed: "#1a7f37", fired: "#8c959f", running: "#0969da", failed: "#cf222e",
                    "timed out": "#cf222e", cancelled: "#9a6700", terminated: "#cf222e"};
   let fetched = 0;
   let pending = null;
   function history() {
-    const wait = Math.max(0, fetched + 3000 - Date.now());
+    const wait = Math.max(0, fetched + 10000 - Date.now());
     if (pending) return;
     pending = setTimeout(loadHistory, wait);
   }
@@ -137,5 +137,11 @@
     el.textContent = "No worker answers right now (" + JSON.parse(event.data).reason + "); the page goes on when one does.";
     el.hidden = false;
   });
-  source.addEventListener("end", () => { source.close(); fetched = 0; history(); });
+  source.addEventListener("end", () => {
+    source.close();
+    // The run ended: its whole history now, not at the next 10 s turn.
+    if (pending) clearTimeout(pending);
+    pending = null;
+    loadHistory();
+  });
 })();
