@@ -108,6 +108,15 @@
         return {
           label: driver.acronym, data: points, borderColor: colour, backgroundColor: colour,
           borderWidth: 1.5, borderDash: dashed ? [6, 3] : [], spanGaps: false,
+          // No line into or out of a pit lap: a stop would draw a spike to the top of
+          // the chart for every driver; the stints read as pieces, the stop as a mark.
+          segment: {
+            borderColor: function (ctx) {
+              var a = points[ctx.p0DataIndex], b = points[ctx.p1DataIndex];
+              var pit = function (p) { return p && (p.pit_in || p.pit_out); };
+              return pit(a) || pit(b) ? "transparent" : undefined;
+            }
+          },
           pointRadius: function (ctx) {
             return ctx.raw && (ctx.raw.pit_in || ctx.raw.pit_out) ? 3 : 0;
           },
@@ -132,7 +141,7 @@
         animation: false,
         interaction: {mode: "nearest", intersect: false},
         scales: {
-          x: {type: "linear", title: {display: true, text: "Lap"},
+          x: {type: "linear", min: 1, title: {display: true, text: "Lap"},
               ticks: {stepSize: 5, precision: 0}},
           // The cut's own bounds are no round numbers: no tick crowds the nearest one.
           y: {min: yMin, max: yMax, ticks: {includeBounds: false},
