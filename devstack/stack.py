@@ -129,7 +129,7 @@ class DevStack:
         self._write_state()
         report.append(self._start(self.worker, "worker", f"task queue {self.settings.task_queue}"))
         report.append(self._start(self.api, "api", self.api_url, port=self.web.api_port,
-                                  host=self.web.api_host))
+                                  host=self.web.api_host, env=self._api_env()))
         return report
 
     # -- the API server and its local operator key --------------------------------
@@ -165,11 +165,10 @@ class DevStack:
         return {"PIPEWORKS_API_KEYS": f"{configured},{local}" if configured else local}
 
     def _start(self, process: ManagedProcess, name: str, detail: str, port: int | None = None,
-               host: str = "127.0.0.1") -> Component:
+               host: str = "127.0.0.1", env: dict[str, str] | None = None) -> Component:
         if process.running_pid() is not None:
             return Component(name, "running", f"{detail} (pid {process.running_pid()})")
-        process.env = {**self._child_env(),
-                       **(self._api_env() if process is self.api else {})}
+        process.env = {**self._child_env(), **(env or {})}
         pid = process.start()
         try:
             if port is not None:

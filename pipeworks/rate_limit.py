@@ -46,13 +46,16 @@ class SharedRateLimit:
         self._max_wait = max_wait_seconds
         self._created = False
 
+    async def _ensure_row(self) -> None:
+        if not self._created:
+            await self._pool.execute(_CREATE, self._name)
+            self._created = True
+
     async def try_acquire(self) -> float | None:
         """Takes a slot now if one is free within the horizon (the burst a caller may
         run ahead of the rate) and returns None; else returns the seconds until one
         is, taking nothing (an HTTP server answers 429 with that as Retry-After)."""
-        if not self._created:
-            await self._pool.execute(_CREATE, self._name)
-            self._created = True
+        await self._ensure_row()
         taken = await self._pool.fetchval(_RESERVE, self._name, self._spacing, self._horizon)
         if taken is not None:
             return None
@@ -65,9 +68,7 @@ class SharedRateLimit:
 
         Raises TransientError when no slot comes within `max_wait_seconds`: the caller's
         retry (in-process or Temporal's) then waits its turn like any other."""
-        if not self._created:
-            await self._pool.execute(_CREATE, self._name)
-            self._created = True
+        await self._ensure_row()
         loop = asyncio.get_running_loop()
         started = loop.time()
         while True:

@@ -19,6 +19,11 @@ _NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 MIN_KEY_LENGTH = 16
 
 
+def role_allows(held: Role, needed: Role) -> bool:
+    """An operator may do what a viewer may, and more."""
+    return needed == "viewer" or held == "operator"
+
+
 @dataclass(frozen=True)
 class ApiKey:
     name: str
@@ -28,7 +33,7 @@ class ApiKey:
     digest: bytes
 
     def can(self, role: Role) -> bool:
-        return role == "viewer" or self.role == "operator"
+        return role_allows(self.role, role)
 
 
 def key_digest(key: str) -> bytes:

@@ -13,6 +13,7 @@ import httpx
 import uvicorn
 
 from devstack.processes import free_port
+from pipeworks.db import Connection
 from pipeworks.settings import Settings
 from pipeworks.web_settings import WebSettings
 from starters.web.app import create_app
@@ -20,6 +21,26 @@ from starters.web.app import create_app
 VIEWER_KEY = "viewer-key-0123456789abcdef"
 OPERATOR_KEY = "operator-key-0123456789abcdef"
 KEYS = f"ada:viewer:{VIEWER_KEY},ops:operator:{OPERATOR_KEY}"
+
+
+PROBLEM = "application/problem+json"
+
+
+def is_problem(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
+    """The answer is a problem document of `status` whose detail holds `words`."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["title"] and body["detail"], body
+    for word in words:
+        assert word in body["detail"], (word, body)
+    return body
+
+
+async def audit_rows(db: Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in await db.fetch(
+        "SELECT key_name, role, action, pipeline, workflow_id, run_id, request, status,"
+        " outcome, detail FROM pipeline.api_audit ORDER BY id")]
 
 
 @dataclass

@@ -26,13 +26,10 @@ from starters.web.state import ServerState
 API_PREFIX = "/api/v1"
 
 
-def pipeline_parts(names: str = "") -> dict[str, WebParts]:
-    return {p.name: p.web() for p in registry.selected(names) if p.web is not None}
-
-
 def create_app(settings: Settings) -> FastAPI:
     web = settings.of(WebSettings)
-    parts = pipeline_parts(settings.pipelines)
+    pipelines = registry.selected(settings.pipelines)
+    parts: dict[str, WebParts] = {p.name: p.web() for p in pipelines if p.web is not None}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,8 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
         hub = ProgressHub(temporal, pool, web.api_progress_poll_seconds)
         app.state.server = ServerState(
             settings=settings, web=web, keys=web.parsed_keys(), pool=pool, temporal=temporal,
-            templates=build_templates(parts), hub=hub, parts=parts,
-            pipelines=registry.selected(settings.pipelines))
+            templates=build_templates(parts), hub=hub, parts=parts, pipelines=pipelines)
         try:
             yield
         finally:

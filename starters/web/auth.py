@@ -11,7 +11,7 @@ from typing import Literal
 
 from fastapi import Request
 
-from pipeworks.web_settings import ApiKey, Role, find_key
+from pipeworks.web_settings import ApiKey, Role, find_key, role_allows
 
 SESSION_COOKIE = "pipeworks_session"
 # A dashboard session lasts this long from its log-in.
@@ -29,7 +29,7 @@ class Principal:
     csrf_token: str
 
     def can(self, role: Role) -> bool:
-        return role == "viewer" or self.role == "operator"
+        return role_allows(self.role, role)
 
 
 def csrf_token(key: ApiKey) -> str:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import time
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeworks.logging import get_logger
+from starters.web.problems import problem_json
 
 log = get_logger("pipeworks.web.access")
 
@@ -29,12 +29,6 @@ MAX_BODY_BYTES = 64 * 1024
 
 class BodyTooLarge(Exception):
     pass
-
-
-def _problem(scope: Scope, status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": title, "status": status,
-                         "detail": detail, "instance": scope.get("path", "")},
-                        status_code=status, media_type="application/problem+json")
 
 
 class SecurityAndAccessLog:
@@ -78,13 +72,15 @@ class SecurityAndAccessLog:
             await self.app(scope, receiving, sending)
         except BodyTooLarge:
             if status == 0:
-                await _problem(scope, 413, "Content Too Large", f"a request body may have "
-                               f"{MAX_BODY_BYTES} bytes at most")(scope, receive, sending)
+                await problem_json(413, "Content Too Large", f"a request body may have "
+                                   f"{MAX_BODY_BYTES} bytes at most", scope["path"]
+                                   )(scope, receive, sending)
         except Exception:
             log.exception("request failed", method=scope["method"], path=scope["path"])
             if status == 0:
-                await _problem(scope, 500, "Internal Server Error", "the server failed to "
-                               "answer; its log says why")(scope, receive, sending)
+                await problem_json(500, "Internal Server Error", "the server failed to "
+                                   "answer; its log says why", scope["path"]
+                                   )(scope, receive, sending)
         finally:
             principal = getattr(scope.get("state", {}).get("principal"), "name", None)
             log.info("request", method=scope["method"], path=scope["path"], status=status,

@@ -39,8 +39,13 @@ def problem_response(request: Request, status: int, title: str, detail: str,
         from starters.web.rendering import error_page
 
         return error_page(request, status, title, detail, headers)
+    return problem_json(status, title, detail, request.url.path, headers, **extra)
+
+
+def problem_json(status: int, title: str, detail: str, instance: str,
+                 headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "instance": request.url.path, **extra}
+            "instance": instance, **extra}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

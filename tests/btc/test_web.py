@@ -28,11 +28,10 @@ from pipeworks.db import Connection
 from pipeworks.settings import Settings
 from tests.browser import browser_page, screenshot
 from tests.btc.helpers import ingest, open_findings, reconcile, start
-from tests.web_server import OPERATOR_KEY, VIEWER_KEY, api_server
+from tests.web_server import OPERATOR_KEY, VIEWER_KEY, api_server, audit_rows, is_problem
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-PROBLEM = "application/problem+json"
 RECONCILE_ID = "btc-reconcile-main"
 TIMEOUT_MS = 30_000
 PAGE_ROWS = 50  # starters/btc/web/routes.py: findings per page of /btc
@@ -164,16 +163,6 @@ async def expected_summary(db: Connection, where: str = "true"
 
 # -- the API ----------------------------------------------------------------------------
 
-def is_problem(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["title"] and body["detail"], body
-    for word in words:
-        assert word in body["detail"], (word, body)
-    return body
-
-
 async def walk(client: httpx.AsyncClient, limit: int, **filters: Any
                ) -> list[dict[str, Any]]:
     """Every page of the findings in turn, following `next_cursor`."""
@@ -196,12 +185,6 @@ async def walk(client: httpx.AsyncClient, limit: int, **filters: Any
 
 def cursor_of(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-
-async def audit_rows(db: Connection) -> list[dict[str, Any]]:
-    return [dict(r) for r in await db.fetch(
-        "SELECT key_name, role, action, pipeline, workflow_id, run_id, request, status,"
-        " outcome, detail FROM pipeline.api_audit ORDER BY id")]
 
 
 async def held_in_a_batch(handle: WorkflowHandle[Any, Any], node: BtcNodeServer

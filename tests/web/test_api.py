@@ -13,28 +13,18 @@ import pytest
 
 from pipeworks.db import Connection
 from tests.example.upstream import ReadingsUpstream
-from tests.web_server import OPERATOR_KEY, VIEWER_KEY, ApiServer, api_server
+from tests.web_server import (
+    OPERATOR_KEY,
+    VIEWER_KEY,
+    ApiServer,
+    api_server,
+    audit_rows,
+    is_problem,
+)
 from tests.worker import running_worker
 
 READINGS = {"S1": [{"station": "S1", "hour": h, "value": 1.5 + h} for h in range(2)],
             "S2": [{"station": "S2", "hour": 1, "value": 7.0}]}
-PROBLEM = "application/problem+json"
-
-
-def is_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    return dict(body)
-
-
-async def audit_rows(db: Connection) -> list[dict[str, Any]]:
-    return [dict(r) for r in await db.fetch(
-        "SELECT key_name, role, action, pipeline, workflow_id, run_id, request, status,"
-        " outcome, detail FROM pipeline.api_audit ORDER BY id")]
-
-
 async def wait_for_requests(upstream: ReadingsUpstream, count: int = 1) -> None:
     for _ in range(400):
         if upstream.requests >= count:

@@ -16,8 +16,8 @@ from pipeworks.registry import installed
 from pipeworks.settings import Settings
 from starters.web.app import create_app
 from tests.example.upstream import ReadingsUpstream
-from tests.web.test_api import READINGS, audit_rows, follow_to_end, wait_for_requests
-from tests.web_server import OPERATOR_KEY, VIEWER_KEY, ApiServer
+from tests.web.test_api import READINGS, follow_to_end, wait_for_requests
+from tests.web_server import OPERATOR_KEY, VIEWER_KEY, ApiServer, audit_rows
 
 CONTRACT_ROUTES = {
     ("get", "/healthz"), ("get", "/api/v1/pipelines"), ("get", "/api/v1/runs"),
